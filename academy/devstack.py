@@ -1,0 +1,130 @@
+"""`make run`: web server, Celery worker and Celery beat in the foreground.
+
+On embedded defaults nothing needs to be running: SQLite and a filesystem
+broker under var/. When no AWS endpoint or credentials are configured, a local
+AWS endpoint (moto's server) is started on 127.0.0.1:5000 with the SQS queue
+and the Auto Scaling group created, and the app is pointed at it. Ctrl-C
+stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+
+from academy.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server_start
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _aws_configured() -> bool:
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    return boto3.session.Session().get_credentials() is not None
+
+
+def _run(args: list[str], env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, *args], cwd=BASE_DIR, env=env, check=True)
+
+
+def _admin_ensure(env: dict[str, str]) -> None:
+    """A local login for the admin, created once; its password is kept under var/."""
+    password_file = BASE_DIR / "var" / "admin-password.txt"
+    if not password_file.exists():
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        password_file.write_text(secrets.token_urlsafe(12))
+        password_file.chmod(0o600)
+    password = password_file.read_text().strip()
+    subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            "admin",
+            "--email",
+            "admin@localhost",
+        ],
+        cwd=BASE_DIR,
+        env={**env, "DJANGO_SUPERUSER_PASSWORD": password},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    print(f"Admin login: admin / the password in {password_file}")
+
+
+def main() -> int:
+    env = dict(os.environ)
+    children: list[subprocess.Popen[bytes]] = []
+    if not _aws_configured():
+        print("No AWS endpoint or credentials configured: starting a local one on 127.0.0.1:5000")
+        env.update(LOCAL_CREDENTIALS)
+        moto, endpoint = moto_server_start("127.0.0.1", 5000)
+        children.append(moto)
+        env["AWS_ENDPOINT_URL"] = endpoint
+        env.setdefault("AWS_REGION", "ap-northeast-2")
+        os.environ.update({k: env[k] for k in (*LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL")})
+        created = local_aws_bootstrap(endpoint, region=env["AWS_REGION"])
+        env.setdefault("SCALING_SQS_QUEUE_URL", created["queue_url"])
+        # Ten-second slots so a newcomer sees values arrive quickly.
+        env.setdefault("SCALING_PUBLISH_INTERVAL_SECONDS", "10")
+    env.setdefault("INTERNAL_API_KEY", "local-" + secrets.token_hex(8))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    _run(["manage.py", "migrate", "--no-input", "-v", "0"], env)
+    _admin_ensure(env)
+    commands = [
+        [sys.executable, "manage.py", "runserver", "127.0.0.1:8000", "--noreload"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "academy",
+            "worker",
+            "-l",
+            "INFO",
+            "--concurrency",
+            "1",
+            "-n",
+            "devstack-worker@%h",
+        ],
+        [sys.executable, "-m", "celery", "-A", "academy", "beat", "-l", "INFO", "--pidfile="],
+    ]
+    for command in commands:
+        children.append(subprocess.Popen(command, cwd=BASE_DIR, env=env))
+    print("Admin: http://127.0.0.1:8000/admin/  status: .venv/bin/python manage.py scaling_status")
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return 0 if stopping else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""A local AWS endpoint (moto's server) with the resources the product expects.
+
+Used by ``make run`` when no real AWS is configured, and by the test suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+
+LOCAL_REGION = "ap-northeast-2"
+LOCAL_QUEUE_NAME = "academy-video-jobs"
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+def port_free_get(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_wait(host: str, port: int, *, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout:g} s")
+
+
+def moto_server_start(
+    host: str = "127.0.0.1", port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or port_free_get(host)
+    executable = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+    process = subprocess.Popen(
+        [executable, "-H", host, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port_wait(host, port)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process, f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def moto_server(host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    process, url = moto_server_start(host, port)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _client(service: str, endpoint_url: str, region: str) -> Any:
+    return boto3.session.Session(
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=region,
+    ).client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+
+def local_aws_bootstrap(
+    endpoint_url: str,
+    *,
+    region: str = LOCAL_REGION,
+    asg_name: str = "academy-video-worker-asg",
+    queue_name: str = LOCAL_QUEUE_NAME,
+    min_size: int = 0,
+    max_size: int = 10,
+    desired: int = 0,
+) -> dict[str, str]:
+    """Create the SQS queue and the Auto Scaling group (idempotent); return the queue URL."""
+    sqs = _client("sqs", endpoint_url, region)
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    ec2 = _client("ec2", endpoint_url, region)
+    autoscaling = _client("autoscaling", endpoint_url, region)
+    template_name = f"{asg_name}-template"
+    with contextlib.suppress(ec2.exceptions.ClientError):
+        ec2.create_launch_template(
+            LaunchTemplateName=template_name,
+            LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.small"},
+        )
+    existing = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])
+    if not existing["AutoScalingGroups"]:
+        zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=asg_name,
+            LaunchTemplate={"LaunchTemplateName": template_name, "Version": "$Latest"},
+            MinSize=min_size,
+            MaxSize=max_size,
+            DesiredCapacity=desired,
+            AvailabilityZones=zones,
+        )
+    return {"queue_url": queue_url, "region": region, "asg_name": asg_name}

@@ -1,0 +1,236 @@
+"""Django settings: the one place that reads the environment.
+
+With no environment at all the project runs on embedded defaults (an SQLite
+file and a filesystem Celery transport under ``var/``). Production sets
+``DEBUG=false`` and must then provide ``SECRET_KEY`` and ``ALLOWED_HOSTS``.
+Values that need more than parsing (the scaling settings) are kept as given
+and validated by the ``scaling`` system checks, so a bad value is reported as
+a sentence at start-up rather than as a traceback here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+django_stubs_ext.monkeypatch()  # lets ModelAdmin[Video] etc. be subscripted at run time
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("ACADEMY_VAR_DIR", BASE_DIR / "var"))
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: set it to true or false.")
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+DEBUG = _env_bool("DEBUG", True)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: DEBUG is off, so set SECRET_KEY to a long random string."
+        )
+    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS")
+if not ALLOWED_HOSTS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "ALLOWED_HOSTS is not set: DEBUG is off, so set ALLOWED_HOSTS to the "
+            "comma-separated host names this API answers to."
+        )
+    ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "video",
+    "scaling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "academy.urls"
+WSGI_APPLICATION = "academy.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database. A short connect timeout matters: the publisher falls back to SQS
+# when the database is down, and it has to find out within its slot.
+DATABASE_CONNECT_TIMEOUT = int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "3"))
+_database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'academy.sqlite3'}"
+try:
+    _database = dj_database_url.parse(_database_url, conn_max_age=0)
+except Exception as exc:  # dj-database-url raises several types for one mistake
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a valid database URL ({exc}): use e.g. "
+        "postgres://user:password@host:5432/name."
+    ) from exc
+if _database["ENGINE"] == "django.db.backends.postgresql":
+    _database.setdefault("OPTIONS", {})
+    _database["OPTIONS"].setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    _database["OPTIONS"].setdefault("options", "-c statement_timeout=5000")
+elif _database["ENGINE"] == "django.db.backends.sqlite3":
+    Path(str(_database["NAME"])).parent.mkdir(parents=True, exist_ok=True)
+    _database.setdefault("OPTIONS", {})
+    _database["OPTIONS"].setdefault("timeout", 5)
+DATABASES = {"default": _database}
+if os.environ.get("DATABASE_TEST_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+
+# Security: on by default when DEBUG is off; TLS ends at the proxy in front.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/internal/"]
+
+# Celery. With no broker configured, a filesystem transport under var/ lets a
+# worker and beat talk across processes without any server.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _queue_dir = VAR_DIR / "celery-queue"
+    (_queue_dir / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(_queue_dir / "processed"),
+        "store_processed": False,
+    }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": 3,
+        "socket_timeout": 5,
+        "visibility_timeout": 3600,
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SOFT_TIME_LIMIT = 50
+CELERY_TASK_TIME_LIMIT = 55
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = False
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "scaling.beat:ResilientDatabaseScheduler"
+
+# State the publisher needs while the database is down (slot claims, the audit
+# spool). Redis in production; a directory under var/ on embedded defaults.
+SCALING_STATE_URL = os.environ.get("SCALING_STATE_URL") or (
+    CELERY_BROKER_URL
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else f"file://{VAR_DIR / 'scaling-state'}"
+)
+
+# AWS. boto3 reads AWS_ENDPOINT_URL and credentials from the environment itself.
+AWS_REGION = (
+    os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "ap-northeast-2"
+)
+AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
+
+# Scaling: kept as strings here, parsed and checked by scaling.conf / checks.
+SCALING_NAMESPACE = os.environ.get("SCALING_NAMESPACE", "Academy/VideoProcessing")
+SCALING_METRIC_NAME = os.environ.get("SCALING_METRIC_NAME", "BacklogCount")
+SCALING_WORKER_TYPE = os.environ.get("SCALING_WORKER_TYPE", "Video")
+SCALING_ASG_NAME = os.environ.get("SCALING_ASG_NAME", "academy-video-worker-asg")
+SCALING_SQS_QUEUE_URL = os.environ.get("SCALING_SQS_QUEUE_URL", "")
+SCALING_PUBLISH_INTERVAL_SECONDS = os.environ.get("SCALING_PUBLISH_INTERVAL_SECONDS", "60")
+SCALING_AUDIT_RETENTION_DAYS = os.environ.get("SCALING_AUDIT_RETENTION_DAYS", "30")
+
+# Internal API keys, comma-separated for rotation. The old name is still read.
+INTERNAL_API_KEYS = [
+    key.strip()
+    for key in (
+        os.environ.get("INTERNAL_API_KEY") or os.environ.get("LAMBDA_INTERNAL_API_KEY") or ""
+    ).split(",")
+    if key.strip()
+]
+
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

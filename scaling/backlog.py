@@ -1,0 +1,49 @@
+"""Where the backlog is measured: the database first, SQS queue depth as fallback."""
+
+from __future__ import annotations
+
+import contextlib
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.db import DatabaseError, connection
+
+from scaling.aws import sqs_client
+from scaling.deadline import DeadlineExceeded, deadline
+from video.selectors import Backlog, video_backlog_get
+
+
+class BacklogUnavailable(Exception):
+    """A source could not give a measured value."""
+
+
+def backlog_measure_db(*, timeout_seconds: float) -> Backlog:
+    try:
+        with deadline(timeout_seconds, "the database"):
+            return video_backlog_get()
+    except (DatabaseError, DeadlineExceeded) as exc:
+        # The connection may be half-way through a hung query: drop it so the
+        # next use starts clean instead of waiting on the same socket.
+        with contextlib.suppress(Exception):
+            connection.close()
+        raise BacklogUnavailable(_one_line(exc)) from exc
+
+
+def backlog_measure_sqs(*, queue_url: str) -> int:
+    if not queue_url:
+        raise BacklogUnavailable("no SCALING_SQS_QUEUE_URL configured")
+    try:
+        response = sqs_client().get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+        attributes = response["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+    except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
+        raise BacklogUnavailable(_one_line(exc)) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]

@@ -1,0 +1,123 @@
+"""System checks for the scaling settings: a bad value fails at start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from scaling.conf import ALLOWED_INTERVALS, QUEUE_URL_RE, internal_api_keys, scaling_settings
+
+# CloudWatch limits: names and dimension values are 1..255 characters.
+_MAX_NAME = 255
+
+
+@register(Tags.compatibility)
+def scaling_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return _settings_errors()
+
+
+@register(Tags.security, deploy=True)
+def internal_api_key_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if internal_api_keys():
+        return []
+    return [
+        Warning(
+            "No internal API key is configured: the internal backlog endpoint refuses "
+            "every request.",
+            hint="Set INTERNAL_API_KEY (several keys comma-separated for rotation).",
+            id="scaling.W001",
+        )
+    ]
+
+
+def _settings_errors() -> list[CheckMessage]:
+    conf = scaling_settings()
+    errors: list[CheckMessage] = []
+    if conf.interval_seconds not in ALLOWED_INTERVALS:
+        errors.append(
+            Error(
+                f"SCALING_PUBLISH_INTERVAL_SECONDS is {conf.interval_raw!r}.",
+                hint="Set SCALING_PUBLISH_INTERVAL_SECONDS to 10, 30 or 60.",
+                id="scaling.E001",
+            )
+        )
+    if not conf.namespace:
+        errors.append(
+            Error(
+                "SCALING_NAMESPACE is empty.",
+                hint="Set SCALING_NAMESPACE, e.g. Academy/VideoProcessing.",
+                id="scaling.E002",
+            )
+        )
+    elif conf.namespace.startswith("AWS/"):
+        errors.append(
+            Error(
+                f"SCALING_NAMESPACE {conf.namespace!r} starts with 'AWS/', which CloudWatch "
+                "reserves for AWS services.",
+                hint="Set SCALING_NAMESPACE to a name of your own, e.g. Academy/VideoProcessing.",
+                id="scaling.E002",
+            )
+        )
+    elif len(conf.namespace) > _MAX_NAME:
+        errors.append(
+            Error(
+                "SCALING_NAMESPACE is longer than 255 characters.",
+                hint="Set a shorter SCALING_NAMESPACE.",
+                id="scaling.E002",
+            )
+        )
+    if conf.sqs_queue_url and not QUEUE_URL_RE.match(conf.sqs_queue_url):
+        errors.append(
+            Error(
+                f"SCALING_SQS_QUEUE_URL {conf.sqs_queue_url!r} is not an SQS queue URL.",
+                hint="Set it to https://sqs.<region>.amazonaws.com/<account-id>/<queue-name>, "
+                "or leave it unset for no fallback.",
+                id="scaling.E003",
+            )
+        )
+    if not conf.asg_name:
+        errors.append(
+            Error(
+                "SCALING_ASG_NAME is empty.",
+                hint="Set SCALING_ASG_NAME to the video workers' Auto Scaling group name.",
+                id="scaling.E004",
+            )
+        )
+    elif len(conf.asg_name) > _MAX_NAME:
+        errors.append(
+            Error(
+                "SCALING_ASG_NAME is longer than 255 characters.",
+                hint="Set SCALING_ASG_NAME to the group's real name.",
+                id="scaling.E004",
+            )
+        )
+    for name, value in (
+        ("SCALING_METRIC_NAME", conf.metric_name),
+        ("SCALING_WORKER_TYPE", conf.worker_type),
+    ):
+        if not value or len(value) > _MAX_NAME:
+            errors.append(
+                Error(
+                    f"{name} is {'empty' if not value else 'longer than 255 characters'}.",
+                    hint=f"Set {name} to 1 to 255 characters (default: see .env.example).",
+                    id="scaling.E005",
+                )
+            )
+    if conf.audit_retention_days is None or conf.audit_retention_days < 1:
+        errors.append(
+            Error(
+                f"SCALING_AUDIT_RETENTION_DAYS is {conf.audit_retention_raw!r}.",
+                hint="Set SCALING_AUDIT_RETENTION_DAYS to a whole number of days, 1 or more.",
+                id="scaling.E006",
+            )
+        )
+    if not conf.state_url.startswith(("redis://", "rediss://", "file://")):
+        errors.append(
+            Error(
+                f"SCALING_STATE_URL {conf.state_url!r} is neither redis:// nor file://.",
+                hint="Set SCALING_STATE_URL to a Redis URL (production) or file:///some/dir.",
+                id="scaling.E007",
+            )
+        )
+    return errors

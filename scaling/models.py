@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class PublicationSource(models.TextChoices):
+    DB = "db", "Database"
+    SQS = "sqs", "SQS queue depth"
+
+
+class PublicationStatus(models.TextChoices):
+    PUBLISHED = "published", "Published"
+    FAILED = "failed", "Failed"
+
+
+class MetricPublication(models.Model):
+    """One interval slot's outcome: what was measured, from where, and whether it reached AWS."""
+
+    slot_start = models.DateTimeField(unique=True, help_text="Start of the interval slot (UTC).")
+    interval_seconds = models.PositiveSmallIntegerField()
+    value = models.IntegerField(
+        null=True, blank=True, help_text="The measured backlog; empty when nothing was measured."
+    )
+    source = models.CharField(max_length=8, choices=PublicationSource.choices, blank=True)
+    status = models.CharField(max_length=16, choices=PublicationStatus.choices)
+    error = models.TextField(blank=True)
+    duration_ms = models.FloatField(help_text="Time the tick took, claim to record.")
+    uploaded_count = models.IntegerField(null=True, blank=True)
+    processing_count = models.IntegerField(null=True, blank=True)
+    oldest_waiting_seconds = models.FloatField(null=True, blank=True)
+    asg_name = models.CharField(max_length=255)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    spooled = models.BooleanField(
+        default=False, help_text="Written late from the spool: the database was down at the time."
+    )
+
+    class Meta:
+        ordering = ("-slot_start",)
+        indexes = (models.Index(fields=("status", "slot_start"), name="publication_status_idx"),)
+
+    def __str__(self) -> str:
+        value = "-" if self.value is None else self.value
+        return (
+            f"{self.slot_start:%Y-%m-%d %H:%M:%S} {self.status} {value} ({self.source or 'none'})"
+        )

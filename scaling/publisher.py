@@ -1,0 +1,48 @@
+"""Where the metric is published: one PutMetricData call per tick."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from scaling.aws import cloudwatch_client
+from scaling.metric_spec import MetricSpec
+
+
+def metric_datums_build(
+    *, spec: MetricSpec, timestamp: datetime, backlog: int, oldest_age_seconds: float | None
+) -> list[dict[str, Any]]:
+    if backlog < 0:
+        raise ValueError(f"backlog {backlog} is negative")
+    datums: list[dict[str, Any]] = [
+        {
+            "MetricName": spec.metric_name,
+            "Dimensions": spec.dimensions_api(),
+            "Timestamp": timestamp,
+            "Value": float(backlog),
+            "Unit": spec.unit,
+            "StorageResolution": spec.storage_resolution,
+        }
+    ]
+    if oldest_age_seconds is not None and math.isfinite(oldest_age_seconds):
+        datums.append(
+            {
+                "MetricName": spec.oldest_age_metric_name,
+                "Dimensions": spec.dimensions_api(),
+                "Timestamp": timestamp,
+                "Value": round(max(0.0, oldest_age_seconds), 3),
+                "Unit": spec.oldest_age_unit,
+                "StorageResolution": spec.storage_resolution,
+            }
+        )
+    return datums
+
+
+def metric_publish(
+    *, spec: MetricSpec, timestamp: datetime, backlog: int, oldest_age_seconds: float | None
+) -> None:
+    datums = metric_datums_build(
+        spec=spec, timestamp=timestamp, backlog=backlog, oldest_age_seconds=oldest_age_seconds
+    )
+    cloudwatch_client().put_metric_data(Namespace=spec.namespace, MetricData=datums)  # type: ignore[arg-type]

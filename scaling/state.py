@@ -1,0 +1,141 @@
+"""State that must outlive a database outage: slot claims and the audit spool.
+
+Redis in production (the broker's own server); a directory on embedded
+defaults. If Redis itself is unreachable the spool falls back to a local
+directory, so an audit record is never dropped because a store was down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import redis
+from django.conf import settings
+
+from scaling.conf import scaling_settings
+
+CLAIM_PREFIX = "academy:scaling:slot:"
+SPOOL_KEY = "academy:scaling:audit-spool"
+
+
+class StateUnavailable(Exception):
+    """The claim store could not be reached."""
+
+
+class StateStore(Protocol):
+    def slot_claim(self, slot_key: str, ttl_seconds: int) -> bool: ...
+
+    def spool_push(self, record: dict[str, Any]) -> None: ...
+
+    def spool_drain(self, write: Callable[[dict[str, Any]], None], limit: int) -> int: ...
+
+    def spool_size(self) -> int: ...
+
+
+class FileStateStore:
+    def __init__(self, root: Path) -> None:
+        self.claims = root / "claims"
+        self.spool = root / "spool"
+
+    def _dirs(self) -> None:
+        self.claims.mkdir(parents=True, exist_ok=True)
+        self.spool.mkdir(parents=True, exist_ok=True)
+
+    def slot_claim(self, slot_key: str, ttl_seconds: int) -> bool:
+        try:
+            self._dirs()
+            path = self.claims / slot_key
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                return False
+            os.close(fd)
+            self._claims_expire(ttl_seconds)
+            return True
+        except OSError as exc:
+            raise StateUnavailable(f"claim directory {self.claims}: {exc}") from exc
+
+    def _claims_expire(self, ttl_seconds: int) -> None:
+        cutoff = time.time() - ttl_seconds
+        for path in self.claims.iterdir():
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+    def spool_push(self, record: dict[str, Any]) -> None:
+        self._dirs()
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
+        tmp = self.spool / f".{name}"
+        tmp.write_text(json.dumps(record))
+        tmp.rename(self.spool / name)  # atomic: a reader never sees half a record
+
+    def _spooled(self) -> Iterator[Path]:
+        if not self.spool.exists():
+            return iter(())
+        return iter(sorted(p for p in self.spool.iterdir() if p.name.endswith(".json")))
+
+    def spool_drain(self, write: Callable[[dict[str, Any]], None], limit: int) -> int:
+        written = 0
+        for path in self._spooled():
+            if written >= limit:
+                break
+            write(json.loads(path.read_text()))
+            path.unlink()  # only after the write: a crash between the two re-writes, not loses
+            written += 1
+        return written
+
+    def spool_size(self) -> int:
+        return sum(1 for _ in self._spooled())
+
+
+class RedisStateStore:
+    def __init__(self, url: str, fallback: FileStateStore) -> None:
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        self.fallback = fallback
+
+    def slot_claim(self, slot_key: str, ttl_seconds: int) -> bool:
+        try:
+            return bool(self.client.set(CLAIM_PREFIX + slot_key, "1", nx=True, ex=ttl_seconds))
+        except redis.RedisError as exc:
+            raise StateUnavailable(f"Redis: {exc}") from exc
+
+    def spool_push(self, record: dict[str, Any]) -> None:
+        try:
+            self.client.rpush(SPOOL_KEY, json.dumps(record))
+        except redis.RedisError:
+            self.fallback.spool_push(record)
+
+    def spool_drain(self, write: Callable[[dict[str, Any]], None], limit: int) -> int:
+        written = self.fallback.spool_drain(write, limit)
+        with contextlib.suppress(redis.RedisError):
+            while written < limit:
+                raw = self.client.lindex(SPOOL_KEY, 0)
+                if raw is None:
+                    break
+                write(json.loads(raw))
+                # Remove only after the write; writes are idempotent per slot.
+                self.client.lpop(SPOOL_KEY)
+                written += 1
+        return written
+
+    def spool_size(self) -> int:
+        size = self.fallback.spool_size()
+        with contextlib.suppress(redis.RedisError):
+            size += int(self.client.llen(SPOOL_KEY))
+        return size
+
+
+def state_store_get() -> StateStore:
+    url = scaling_settings().state_url
+    local = FileStateStore(Path(settings.VAR_DIR) / "scaling-spool")
+    if url.startswith("file://"):
+        return FileStateStore(Path(urlparse(url).path))
+    return RedisStateStore(url, fallback=local)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import shared_task
+
+from scaling.conf import scaling_settings
+from scaling.services import PUBLISH_TASK_NAME, backlog_tick
+
+_INTERVAL = scaling_settings().interval
+
+
+@shared_task(
+    name=PUBLISH_TASK_NAME,
+    ignore_result=True,
+    # Below the interval, so a tick never runs into the next slot.
+    soft_time_limit=_INTERVAL - 2,
+    time_limit=_INTERVAL - 1,
+    # Transient AWS errors are retried inside the tick by botocore (standard
+    # mode, bounded); a task-level retry would publish outside the slot.
+    max_retries=0,
+)
+def publish_backlog_metric(slot_start: float | None = None) -> dict[str, Any]:
+    slot = datetime.fromtimestamp(slot_start, tz=UTC) if slot_start is not None else None
+    return backlog_tick(slot_start=slot).as_json()

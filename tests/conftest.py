@@ -1,0 +1,94 @@
+"""Shared fixtures.
+
+Tests that need a real server ask for it through a fixture here. Without the
+server they are skipped with the reason; with ACADEMY_REQUIRE_SERVICES=1 (set
+by .ci/run) a missing server fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+
+from academy.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server
+
+REQUIRE_SERVICES = os.environ.get("ACADEMY_REQUIRE_SERVICES") == "1"
+
+
+def service_missing(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (ACADEMY_REQUIRE_SERVICES=1: real services are required)")
+    pytest.skip(reason)
+
+
+def is_postgres() -> bool:
+    return bool(django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql")
+
+
+@pytest.fixture
+def postgres() -> None:
+    """Marks a test that needs the real PostgreSQL given by DATABASE_URL."""
+    if not is_postgres():
+        service_missing("needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+def redis_base_url() -> str | None:
+    broker = str(django_settings.CELERY_BROKER_URL)
+    if broker.startswith(("redis://", "rediss://")):
+        return broker
+    return os.environ.get("TEST_REDIS_URL")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database of its own for this test (db 15 on the broker's server), emptied."""
+    base = redis_base_url()
+    if not base:
+        service_missing("needs Redis: set CELERY_BROKER_URL=redis://...")
+        raise AssertionError  # unreachable
+    url = base.rsplit("/", 1)[0] + "/15" if base.count("/") >= 3 else base + "/15"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {base} is unreachable: {exc}")
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real local AWS endpoint (moto's server) on a free loopback port."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path: Path, settings: Any) -> None:
+    """Slot claims and the audit spool in a directory of this test's own."""
+    settings.SCALING_STATE_URL = f"file://{tmp_path / 'state'}"
+    settings.VAR_DIR = tmp_path / "var"
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, settings: Any) -> dict[str, str]:
+    """The app pointed at a freshly reset moto server holding the group and the queue."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=5).close()  # noqa: S310 (loopback URL of our own)
+    for key, value in LOCAL_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    settings.AWS_ENDPOINT_URL = moto_endpoint
+    settings.AWS_REGION = "ap-northeast-2"
+    created = local_aws_bootstrap(moto_endpoint, region="ap-northeast-2")
+    settings.SCALING_SQS_QUEUE_URL = created["queue_url"]
+    return {"endpoint": moto_endpoint, **created}
