@@ -23,9 +23,8 @@ def backlog_measure_db(*, timeout_seconds: float) -> Backlog:
     except (DatabaseError, DeadlineExceeded) as exc:
         # The connection may be half-way through a hung query: drop it so the
         # next use starts clean instead of waiting on the same socket.
-        with contextlib.suppress(Exception):
-            connection.close()
-        raise BacklogUnavailable(_one_line(exc)) from exc
+        connection_drop()
+        raise BacklogUnavailable(error_one_line(exc)) from exc
 
 
 def backlog_measure_sqs(*, queue_url: str) -> int:
@@ -41,9 +40,18 @@ def backlog_measure_sqs(*, queue_url: str) -> int:
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
     except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
-        raise BacklogUnavailable(_one_line(exc)) from exc
+        raise BacklogUnavailable(error_one_line(exc)) from exc
 
 
-def _one_line(exc: BaseException) -> str:
+def connection_drop() -> None:
+    # Inside an atomic block (a test's transaction) closing would break the
+    # caller's transaction; the tick itself never runs in one.
+    if connection.in_atomic_block:
+        return
+    with contextlib.suppress(Exception):
+        connection.close()
+
+
+def error_one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -10,10 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from scaling.backlog import BacklogUnavailable, _one_line, backlog_measure_db, backlog_measure_sqs
+from scaling.backlog import (
+    BacklogUnavailable,
+    backlog_measure_db,
+    backlog_measure_sqs,
+    connection_drop,
+    error_one_line,
+)
 from scaling.conf import ScalingSettings, scaling_settings
 from scaling.deadline import DeadlineExceeded, deadline
 from scaling.metric_spec import metric_spec_get
@@ -145,7 +150,7 @@ def backlog_tick(
             oldest_age_seconds=result.oldest_waiting_seconds,
         )
     except (BotoCoreError, ClientError) as exc:
-        errors.append(f"cloudwatch: {_one_line(exc)}")
+        errors.append(f"cloudwatch: {error_one_line(exc)}")
         result.status = PublicationStatus.FAILED
         result.error = "; ".join(errors)
         return _finish(result, conf=conf, started=started, dry_run=dry_run)
@@ -199,8 +204,7 @@ def _finish(
             publication_prune(retention_days=conf.retention_days)
         result.audit = "recorded"
     except (DatabaseError, DeadlineExceeded) as exc:
-        with contextlib.suppress(Exception):
-            connection.close()
+        connection_drop()
         # Invariant 5: the audit row waits in the spool until the database is back.
         record["spooled"] = True
         store.spool_push(record)

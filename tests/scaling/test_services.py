@@ -99,7 +99,12 @@ def test_database_down_falls_back_to_sqs_and_spools_the_audit_row(
 
     result = backlog_tick()
 
-    assert (result.published, result.value, result.source, result.audit) == (True, 4, "sqs", "spooled")
+    assert (result.published, result.value, result.source, result.audit) == (
+        True,
+        4,
+        "sqs",
+        "spooled",
+    )
     assert "database: OperationalError: connection refused" in result.error
     assert [p["Maximum"] for p in _datapoints(aws)] == [4.0]
     assert MetricPublication.objects.count() == 0
