@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Count, Min
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from video.models import BACKLOG_STATUSES, Video, VideoStatus
@@ -29,24 +30,41 @@ class Backlog:
         return max(0.0, (self.measured_at - self.oldest_uploaded_at).total_seconds())
 
 
-def video_backlog_get() -> Backlog:
-    """Count the backlog by status, and find the oldest UPLOADED video.
+def backlog_counts_qs() -> QuerySet[Any, Any]:
+    """Rows ``{"status": ..., "n": ...}`` for the backlog statuses that have videos.
 
-    Two queries, both answered from the partial index ``video_backlog_idx``:
-    a GROUP BY over backlog rows only, and a MIN over UPLOADED rows only.
+    A GROUP BY over the backlog rows only: its WHERE matches the condition of
+    the partial index ``video_backlog_idx``, so the planner can answer it from
+    that index without reading the rest of the table.
     """
-    rows = (
+    return (
         Video.objects.filter(status__in=BACKLOG_STATUSES)
         .order_by()
         .values("status")
         .annotate(n=Count("id"))
     )
-    counts = {row["status"]: row["n"] for row in rows}
-    oldest = (
+
+
+def oldest_uploaded_qs() -> QuerySet[Video, datetime]:
+    """At most one value: the earliest ``status_changed_at`` of an UPLOADED video.
+
+    Written as ORDER BY ... LIMIT 1 rather than an aggregate so the exact
+    query can be EXPLAINed; it reads the first entry of ``video_backlog_idx``.
+    """
+    return (
         Video.objects.filter(status=VideoStatus.UPLOADED)
-        .order_by()
-        .aggregate(oldest=Min("status_changed_at"))["oldest"]
+        .order_by("status_changed_at")
+        .values_list("status_changed_at", flat=True)[:1]
     )
+
+
+def video_backlog_get() -> Backlog:
+    """Count the backlog by status, and find the oldest UPLOADED video.
+
+    Two queries, both answered from the partial index ``video_backlog_idx``.
+    """
+    counts = {row["status"]: row["n"] for row in backlog_counts_qs()}
+    oldest = next(iter(oldest_uploaded_qs()), None)
     return Backlog(
         uploaded=counts.get(VideoStatus.UPLOADED, 0),
         processing=counts.get(VideoStatus.PROCESSING, 0),
