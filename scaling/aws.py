@@ -6,7 +6,8 @@ retries, always ends inside its slot (10 s at the shortest).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -39,25 +40,65 @@ ADMIN_CONFIG = Config(
 )
 
 
-def _client(service: str, config: Config) -> Any:
+# Who makes the call: each role has its own least-privilege document in deploy/iam/<role>.json.
+AwsRole = Literal["publisher", "installer", "status", "ssm"]
+# (role, service, operation, api params, http status): see aws_call_observers.
+AwsCallObserver = Callable[[str, str, str, Mapping[str, Any], int], None]
+
+# Opt-in: observers added here see every call that reached an endpoint from a
+# client built afterwards. The test suite uses it to hold each call against the
+# IAM document of the role that made it. Empty in production: no handler is registered.
+aws_call_observers: list[AwsCallObserver] = []
+
+
+def _client(service: str, config: Config, *, role: AwsRole) -> Any:
     conf = scaling_settings()
     kwargs: dict[str, Any] = {"region_name": conf.region, "config": config}
     if conf.endpoint_url:
         kwargs["endpoint_url"] = conf.endpoint_url
-    return boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]
+    client = boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]
+    if aws_call_observers:
+        _calls_observe(client, role)
+    return client
 
 
-def cloudwatch_client(*, for_command: bool = False) -> CloudWatchClient:
-    return _client("cloudwatch", ADMIN_CONFIG if for_command else PUBLISH_CONFIG)
+def _calls_observe(client: Any, role: str) -> None:
+    def params_keep(params: Mapping[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        context["academy_api_params"] = dict(params)
+
+    def call_report(http_response: Any, model: Any, context: dict[str, Any], **kwargs: Any) -> None:
+        params = context.get("academy_api_params", {})
+        for observer in list(aws_call_observers):
+            observer(
+                role,
+                model.service_model.service_name,
+                model.name,
+                params,
+                http_response.status_code,
+            )
+
+    client.meta.events.register("before-parameter-build", params_keep)
+    client.meta.events.register("after-call", call_report)
+
+
+def aws_credentials_present() -> bool:
+    """Whether boto3 finds credentials (environment, profile or instance role)."""
+    return boto3.session.Session().get_credentials() is not None
+
+
+def cloudwatch_client(
+    *, for_command: bool = False, role: AwsRole = "publisher"
+) -> CloudWatchClient:
+    return _client("cloudwatch", ADMIN_CONFIG if for_command else PUBLISH_CONFIG, role=role)
 
 
 def sqs_client(*, for_command: bool = False) -> SQSClient:
-    return _client("sqs", ADMIN_CONFIG if for_command else FALLBACK_CONFIG)
+    return _client("sqs", ADMIN_CONFIG if for_command else FALLBACK_CONFIG, role="publisher")
 
 
-def autoscaling_client() -> AutoScalingClient:
-    return _client("autoscaling", ADMIN_CONFIG)
+def autoscaling_client(*, role: AwsRole = "installer") -> AutoScalingClient:
+    return _client("autoscaling", ADMIN_CONFIG, role=role)
 
 
 def ssm_client() -> Any:
-    return _client("ssm", ADMIN_CONFIG)
+    return _client("ssm", ADMIN_CONFIG, role="ssm")

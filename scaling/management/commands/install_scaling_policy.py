@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from scaling.policy import (
+    MAX_WARMUP_SECONDS,
+    PolicyError,
+    PolicyRun,
+    asg_name_parse,
+    policy_install,
+    policy_options_parse,
+    policy_uninstall,
+)
+
+_VERB = {"created": "create", "updated": "update", "removed": "remove"}
+_INSTALL_ONLY = ("mode", "target_value", "acceptable_wait", "processing_time", "warmup")
+
+
+class Command(BaseCommand):
+    help = (
+        "Install (or align) the video workers' scaling policy: target tracking on backlog per "
+        "in-service instance, plus a wake-from-zero alarm. Idempotent; --uninstall removes it."
+    )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+
+        def error(message: str) -> NoReturn:
+            # One line, no usage block: the same shape as every other error of this command.
+            if parser.called_from_command_line:
+                parser.exit(2, f"CommandError: {message}.\n")
+            raise CommandError(f"{message}.", returncode=2)
+
+        parser.error = error  # type: ignore[method-assign]
+        return parser
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        # Numbers arrive as text and are checked in scaling.policy, so that each bad
+        # value gets its own sentence.
+        parser.add_argument("--asg-name", help="The Auto Scaling group [SCALING_ASG_NAME].")
+        parser.add_argument(
+            "--mode",
+            help="per-instance (default): backlog / in-service instances; "
+            "total: the raw count, as the old policy did.",
+        )
+        parser.add_argument(
+            "--target-value", help="Videos per in-service instance (per-instance) [3]."
+        )
+        parser.add_argument(
+            "--acceptable-wait",
+            help="Seconds a video may wait; with --processing-time gives the target.",
+        )
+        parser.add_argument(
+            "--processing-time", help="Average seconds one worker needs for one video."
+        )
+        parser.add_argument(
+            "--warmup",
+            help=f"EstimatedInstanceWarmup in seconds, 0 to {MAX_WARMUP_SECONDS} [60].",
+        )
+        parser.add_argument(
+            "--uninstall", action="store_true", help="Remove what this command installed."
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Read AWS, print the exact write requests as JSON, send none of them.",
+        )
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            if options["uninstall"]:
+                given = [
+                    f"--{k.replace('_', '-')}" for k in _INSTALL_ONLY if options[k] is not None
+                ]
+                if given:
+                    raise PolicyError(
+                        f"--uninstall takes no {', '.join(given)}: it removes what was installed."
+                    )
+                run = policy_uninstall(
+                    asg_name=asg_name_parse(options["asg_name"]), dry_run=options["dry_run"]
+                )
+            else:
+                run = policy_install(
+                    options=policy_options_parse(
+                        asg_name=options["asg_name"],
+                        mode=options["mode"],
+                        target_value=options["target_value"],
+                        acceptable_wait=options["acceptable_wait"],
+                        processing_time=options["processing_time"],
+                        warmup=options["warmup"],
+                    ),
+                    dry_run=options["dry_run"],
+                )
+        except PolicyError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps(run.as_json(), sort_keys=True))
+            return
+        self._report(run)
+
+    def _report(self, run: PolicyRun) -> None:
+        if run.options is not None:
+            o = run.options
+            self.stdout.write(
+                f"Group {run.asg_name} ({run.region}), mode {o.mode}: {o.target_derivation}; "
+                f"warmup {o.warmup_seconds} s."
+            )
+        else:
+            self.stdout.write(f"Group {run.asg_name} ({run.region}): uninstall.")
+        for warning in run.warnings:
+            self.stdout.write(self.style.WARNING(warning))
+        for item in run.items:
+            action = item.action
+            if run.dry_run and action in _VERB:
+                action = f"would {_VERB[action]}"  # type: ignore[assignment]
+            note = f" ({item.note})" if item.note else ""
+            self.stdout.write(f"{item.kind} {item.name}: {action}{note}")
+            for change in item.changes:
+                self.stdout.write(f"  {change.line()}")
+        counts: dict[str, int] = {}
+        for item in run.items:
+            counts[item.action] = counts.get(item.action, 0) + 1
+        summary = ", ".join(f"{n} {action}" for action, n in counts.items())
+        if run.dry_run:
+            self.stdout.write("Requests that would be sent:")
+            self.stdout.write(
+                json.dumps([r.as_json() for r in run.requests], indent=2, sort_keys=True)
+            )
+            self.stdout.write(
+                f"Dry run: {len(run.requests)} write request(s) not sent ({summary})."
+            )
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Done: {summary}."))
