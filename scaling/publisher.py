@@ -6,6 +6,8 @@ import math
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from scaling.aws import cloudwatch_client
 from scaling.metric_spec import MetricSpec
 
@@ -39,10 +41,33 @@ def metric_datums_build(
     return datums
 
 
+class MetricPublishError(Exception):
+    """PutMetricData failed after botocore's bounded retries."""
+
+    def __init__(self, cause: BotoCoreError | ClientError, attempts: int) -> None:
+        self.cause = cause
+        self.attempts = attempts
+        text = " ".join(str(cause).split())
+        super().__init__(f"{type(cause).__name__}: {text} ({attempts} attempts)")
+
+
 def metric_publish(
     *, spec: MetricSpec, timestamp: datetime, backlog: int, oldest_age_seconds: float | None
-) -> None:
+) -> int:
+    """Publish the datums; return how many HTTP attempts it took."""
     datums = metric_datums_build(
         spec=spec, timestamp=timestamp, backlog=backlog, oldest_age_seconds=oldest_age_seconds
     )
-    cloudwatch_client().put_metric_data(Namespace=spec.namespace, MetricData=datums)  # type: ignore[arg-type]
+    client = cloudwatch_client()
+    attempts = 0
+
+    def _count(**kwargs: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+
+    client.meta.events.register("before-send.cloudwatch.PutMetricData", _count)
+    try:
+        client.put_metric_data(Namespace=spec.namespace, MetricData=datums)  # type: ignore[arg-type]
+    except (BotoCoreError, ClientError) as exc:
+        raise MetricPublishError(exc, attempts) from exc
+    return attempts

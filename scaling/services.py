@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,13 +16,12 @@ from scaling.backlog import (
     backlog_measure_db,
     backlog_measure_sqs,
     connection_drop,
-    error_one_line,
 )
 from scaling.conf import ScalingSettings, scaling_settings
 from scaling.deadline import DeadlineExceeded, deadline
 from scaling.metric_spec import metric_spec_get
 from scaling.models import MetricPublication, PublicationSource, PublicationStatus
-from scaling.publisher import metric_publish
+from scaling.publisher import MetricPublishError, metric_publish
 from scaling.state import StateUnavailable, state_store_get
 
 logger = logging.getLogger("scaling.publisher")
@@ -149,8 +147,8 @@ def backlog_tick(
             backlog=result.value,
             oldest_age_seconds=result.oldest_waiting_seconds,
         )
-    except (BotoCoreError, ClientError) as exc:
-        errors.append(f"cloudwatch: {error_one_line(exc)}")
+    except MetricPublishError as exc:
+        errors.append(f"cloudwatch: {exc}"[:1000])
         result.status = PublicationStatus.FAILED
         result.error = "; ".join(errors)
         return _finish(result, conf=conf, started=started, dry_run=dry_run)

@@ -81,8 +81,8 @@ def _isolated_state(tmp_path: Path, settings: Any) -> None:
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, settings: Any) -> dict[str, str]:
     """The app pointed at a freshly reset moto server holding the group and the queue."""
-    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=5).close()  # noqa: S310 (loopback URL of our own)
+    reset = f"{moto_endpoint}/moto-api/reset"  # a loopback http URL of our own
+    urllib.request.urlopen(urllib.request.Request(reset, method="POST"), timeout=5).close()  # noqa: S310
     for key, value in LOCAL_CREDENTIALS.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)

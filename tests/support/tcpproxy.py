@@ -1,0 +1,144 @@
+"""A loopback TCP proxy that can refuse, hang or slow the connections it carries.
+
+Fault tests point the app at the proxy instead of the real server and switch
+its mode. Only loopback addresses are accepted, on both sides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from typing import Literal
+
+Mode = Literal["pass", "refuse", "hang", "slow"]
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class TcpProxy:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        host: str = "127.0.0.1",
+        slow_seconds: float = 1.5,
+    ) -> None:
+        if target_host not in _LOOPBACK or host not in _LOOPBACK:
+            raise ValueError("TcpProxy only carries loopback traffic")
+        self.target = (target_host, target_port)
+        self.host = host
+        self.port = 0
+        self.slow_seconds = slow_seconds
+        self.mode: Mode = "pass"
+        self._listener: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._stopped = threading.Event()
+        self.connections = 0
+
+    # -- life cycle -------------------------------------------------------
+    def start(self) -> TcpProxy:
+        self._listen()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._unlisten()
+        self._close_all()
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def url_port(self) -> int:
+        return self.port
+
+    # -- faults -----------------------------------------------------------
+    def set_mode(self, mode: Mode) -> None:
+        previous, self.mode = self.mode, mode
+        if mode == "refuse":
+            self._unlisten()
+            self._close_all()
+        elif previous == "refuse":
+            self._listen()
+        if previous == "hang" and mode != "hang":
+            # Held connections carry half a conversation: end them.
+            self._close_all()
+
+    # -- internals --------------------------------------------------------
+    def _listen(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for _ in range(50):
+            try:
+                listener.bind((self.host, self.port))
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"cannot listen again on {self.host}:{self.port}")
+        listener.listen(128)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept_loop, args=(listener,), daemon=True).start()
+
+    def _unlisten(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+
+    def _close_all(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._track(client)
+            if self.mode == "hang":
+                continue  # accepted, never answered
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            self._track(upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                while self.mode == "hang" and not self._stopped.is_set():
+                    time.sleep(0.05)
+                if self.mode == "slow":
+                    time.sleep(self.slow_seconds)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
