@@ -41,7 +41,7 @@ def backlog_counts_qs() -> QuerySet[Any, Any]:
         Video.objects.filter(status__in=BACKLOG_STATUSES)
         .order_by()
         .values("status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
     )
 
 
