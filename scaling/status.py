@@ -1,0 +1,247 @@
+"""What is published, installed and running, read part by part.
+
+Each part is read on its own and fails on its own: a database or AWS outage
+turns that part into one sentence and leaves the others standing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+from django.db import DatabaseError
+
+from scaling.aws import autoscaling_client, cloudwatch_client
+from scaling.conf import scaling_settings
+from scaling.policy import TARGET_POLICY_NAME, wake_alarm_name
+from scaling.selectors import publications_recent
+from video.selectors import video_backlog_get
+
+T = TypeVar("T")
+RECENT_PUBLICATIONS = 5
+
+
+@dataclass
+class Part:
+    ok: bool
+    data: Any = None
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "data": self.data, "error": self.error}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _part(read: Callable[[], T], *, errors: tuple[type[BaseException], ...]) -> Part:
+    try:
+        return Part(ok=True, data=read())
+    except errors as exc:
+        return Part(ok=False, error=_one_line(exc))
+
+
+_AWS_ERRORS = (BotoCoreError, ClientError, ResponseParserError)
+
+
+def _backlog_read() -> dict[str, Any]:
+    backlog = video_backlog_get()
+    return {
+        "total": backlog.total,
+        "uploaded": backlog.uploaded,
+        "processing": backlog.processing,
+        "oldest_waiting_seconds": backlog.oldest_waiting_seconds,
+    }
+
+
+def _publications_read() -> list[dict[str, Any]]:
+    return [
+        {
+            "slot_start": row.slot_start.isoformat(),
+            "value": row.value,
+            "source": row.source or None,
+            "status": row.status,
+            "error": row.error,
+        }
+        for row in publications_recent(limit=RECENT_PUBLICATIONS)
+    ]
+
+
+def _group_read(autoscaling: Any, asg_name: str) -> dict[str, Any]:
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])[
+        "AutoScalingGroups"
+    ]
+    if not groups:
+        raise LookupError(
+            f"group {asg_name!r} does not exist in region {scaling_settings().region}"
+        )
+    group = groups[0]
+    return {
+        "min": group["MinSize"],
+        "max": group["MaxSize"],
+        "desired": group["DesiredCapacity"],
+        "in_service": sum(
+            1 for i in group.get("Instances", []) if i.get("LifecycleState") == "InService"
+        ),
+        "enabled_metrics": sorted(m["Metric"] for m in group.get("EnabledMetrics", [])),
+    }
+
+
+def _policies_read(autoscaling: Any, asg_name: str) -> list[dict[str, Any]]:
+    policies = autoscaling.describe_policies(AutoScalingGroupName=asg_name)["ScalingPolicies"]
+    out = []
+    for policy in policies:
+        config = policy.get("TargetTrackingConfiguration") or {}
+        metric = config.get("CustomizedMetricSpecification") or {}
+        if "Metrics" in metric:
+            tracks = next(
+                (m.get("Expression") for m in metric["Metrics"] if m.get("ReturnData")), None
+            )
+            mode = "per-instance"
+        elif "MetricName" in metric:
+            tracks = f"{metric.get('Namespace')}/{metric['MetricName']}"
+            mode = "total"
+        else:
+            tracks, mode = None, None
+        out.append(
+            {
+                "name": policy["PolicyName"],
+                "type": policy.get("PolicyType"),
+                "target_value": config.get("TargetValue"),
+                "mode": mode,
+                "tracks": tracks,
+                "warmup_seconds": policy.get("EstimatedInstanceWarmup"),
+                "alarms": [a["AlarmName"] for a in policy.get("Alarms", [])],
+            }
+        )
+    return out
+
+
+def _alarms_read(cloudwatch: Any, names: list[str]) -> list[dict[str, Any]]:
+    alarms = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
+    return [{"name": a["AlarmName"], "state": a.get("StateValue")} for a in alarms]
+
+
+def aim_estimate(
+    *, mode: str | None, target: float, backlog: int, in_service: int, min_size: int, max_size: int
+) -> dict[str, Any]:
+    """Roughly where target tracking settles for this backlog (its proportional rule)."""
+    if mode == "total":
+        # The raw count does not fall as instances are added: capacity * metric / target,
+        # again every evaluation while the backlog stays above the target.
+        raw = math.ceil(max(in_service, 1) * backlog / target) if backlog else 0
+        rule = f"ceil({max(in_service, 1)} x backlog {backlog} / target {target:g})"
+    else:
+        raw = math.ceil(backlog / target) if backlog else 0
+        rule = f"ceil(backlog {backlog} / target {target:g})"
+    return {
+        "instances": min(max(raw, min_size), max_size),
+        "rule": f"{rule}, within min {min_size} and max {max_size}",
+    }
+
+
+@dataclass
+class ScalingStatus:
+    asg_name: str
+    region: str
+    database: Part
+    publications: Part
+    agreement: Part
+    group: Part
+    policies: Part
+    alarms: Part
+    aim: Part
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "asg_name": self.asg_name,
+            "region": self.region,
+            **{
+                name: getattr(self, name).as_json()
+                for name in (
+                    "database",
+                    "publications",
+                    "agreement",
+                    "group",
+                    "policies",
+                    "alarms",
+                    "aim",
+                )
+            },
+        }
+
+
+def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
+    conf = scaling_settings()
+    name = asg_name or conf.asg_name
+    database = _part(_backlog_read, errors=(DatabaseError,))
+    publications = _part(_publications_read, errors=(DatabaseError,))
+    agreement = _agreement(database, publications)
+    try:
+        autoscaling = autoscaling_client(role="status")
+        cloudwatch = cloudwatch_client(for_command=True, role="status")
+    except _AWS_ERRORS as exc:  # e.g. no region configured
+        down = Part(ok=False, error=_one_line(exc))
+        return ScalingStatus(
+            name, conf.region, database, publications, agreement, down, down, down, down
+        )
+    group = _part(lambda: _group_read(autoscaling, name), errors=(*_AWS_ERRORS, LookupError))
+    policies = _part(lambda: _policies_read(autoscaling, name), errors=_AWS_ERRORS)
+    alarm_names = [wake_alarm_name(name)]
+    if policies.ok:
+        alarm_names += [a for p in policies.data for a in p["alarms"]]
+    alarms = _part(lambda: _alarms_read(cloudwatch, alarm_names), errors=_AWS_ERRORS)
+    aim = _aim(database, publications, group, policies)
+    return ScalingStatus(
+        name, conf.region, database, publications, agreement, group, policies, alarms, aim
+    )
+
+
+def _agreement(database: Part, publications: Part) -> Part:
+    if not database.ok or not publications.ok:
+        return Part(ok=False, error="needs the database")
+    published = [p for p in publications.data if p["status"] == "published"]
+    if not published:
+        return Part(ok=False, error="nothing published yet")
+    latest = published[0]
+    now = database.data["total"]
+    return Part(
+        ok=True,
+        data={
+            "published": latest["value"],
+            "slot_start": latest["slot_start"],
+            "database_now": now,
+            "agrees": latest["value"] == now,
+        },
+    )
+
+
+def _aim(database: Part, publications: Part, group: Part, policies: Part) -> Part:
+    if not group.ok or not policies.ok:
+        return Part(ok=False, error="needs the group and its policies")
+    ours = next((p for p in policies.data if p["name"] == TARGET_POLICY_NAME), None)
+    if ours is None or not ours["target_value"]:
+        return Part(ok=False, error=f"no {TARGET_POLICY_NAME} policy installed")
+    if database.ok:
+        backlog, basis = database.data["total"], "database now"
+    else:
+        published = [p for p in publications.data or [] if p["value"] is not None]
+        if not published:
+            return Part(ok=False, error="no backlog known: database down, nothing published")
+        backlog, basis = published[0]["value"], "latest publication"
+    g = group.data
+    estimate = aim_estimate(
+        mode=ours["mode"],
+        target=float(ours["target_value"]),
+        backlog=backlog,
+        in_service=g["in_service"],
+        min_size=g["min"],
+        max_size=g["max"],
+    )
+    return Part(ok=True, data={**estimate, "backlog": backlog, "basis": basis})
