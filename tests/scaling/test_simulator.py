@@ -1,0 +1,592 @@
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from scaling.simulator import (
+    ProcessingTimes,
+    SimPolicy,
+    SimResult,
+    SimulationError,
+    Workload,
+    arrivals_parse,
+    arrivals_spike,
+    arrivals_steady,
+    capacity_aim,
+    percentile,
+    processing_history_seconds,
+    simulate,
+    workload_build,
+)
+from tests.factories import video_create
+from video.models import Video, VideoStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _workload(arrivals: list[float], *, mean: float, spread: float = 0.0) -> Workload:
+    return workload_build(
+        arrivals=arrivals,
+        processing=ProcessingTimes(mean_seconds=mean, spread_seconds=spread),
+        rng=random.Random(0),
+        description="test",
+    )
+
+
+def _run(workload: Workload, *, period: int = 60, **policy: object) -> SimResult:
+    return simulate(workload=workload, policy=SimPolicy(**policy), period_seconds=period)  # type: ignore[arg-type]
+
+
+def _command(*args: str) -> str:
+    out = StringIO()
+    call_command("simulate_scaling", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------- cases worked by hand
+
+
+def test_steady_arrivals_well_below_capacity_never_wait() -> None:
+    # One upload a minute, 30 s each, one warm worker: it is always free again
+    # 30 s before the next upload, and the tiny backlog never trips an alarm.
+    workload = _workload(arrivals_steady(rate_per_minute=1, duration_seconds=3600), mean=30)
+
+    result = _run(workload, mode="per-instance", target=2, min_size=1, max_size=5)
+
+    assert result.waits == [0.0] * 60
+    assert (result.peak_instances, result.scaling_actions, result.drained) == (1, 0, True)
+    # One instance for the whole run: instance-hours equal the simulated hours.
+    assert result.instance_hours == pytest.approx(result.simulated_seconds / 3600)
+
+
+@pytest.mark.parametrize("target", [1.0, 3.0])
+def test_per_instance_holds_about_ceil_backlog_over_target_in_steady_state(target: float) -> None:
+    # 6 uploads a minute x 300 s = 30 workers' worth of work.
+    workload = _workload(arrivals_steady(rate_per_minute=6, duration_seconds=4 * 3600), mean=300)
+
+    result = _run(workload, mode="per-instance", target=target, max_size=100)
+
+    steady = [t for t in result.timeline if 2 * 3600 <= t.seconds <= 4 * 3600]
+    assert steady
+    mean_backlog = sum(t.backlog for t in steady) / len(steady)
+    mean_desired = sum(t.desired for t in steady) / len(steady)
+    assert abs(mean_desired - math.ceil(mean_backlog / target)) <= 1
+    for tick in steady:
+        # Scale-out aims at ceil(backlog / target) after 3 datapoints and a boot,
+        # so it may trail by a little; scale-in starts only below 90 % of the
+        # target, so the fleet may rest up to ceil(backlog / (0.9 x target)).
+        low = math.ceil(tick.backlog / target)
+        high = math.ceil(tick.backlog / (0.9 * target))
+        assert low - 2 <= tick.desired <= high, tick
+
+
+def test_spike_per_instance_follows_the_hand_worked_timeline() -> None:
+    # 120 videos of 300 s at t=60; group at 0; boot 60 s, warmup 60 s, period 60 s.
+    # t=60   backlog 120, nobody in service -> wake from zero: desired 1
+    # t=120  the instance is InService, takes one video (waited 60 s); metric 120/1 > 3 (1st)
+    # t=180  2nd datapoint above target; instance warm
+    # t=240  3rd datapoint: aim = ceil(1 * (120 / 1) / 3) = 40
+    # t=300  39 more workers take videos (waited 240 s); 80 still queued
+    workload = _workload(arrivals_spike(count=120), mean=300)
+
+    result = _run(workload, mode="per-instance", target=3, max_size=100)
+
+    changes = [
+        (t.seconds, t.desired)
+        for before, t in zip(result.timeline, result.timeline[1:], strict=False)
+        if t.desired != before.desired
+    ]
+    assert changes[:2] == [(60.0, 1), (240.0, 40)]
+    assert changes[-1][1] == 0
+    assert result.peak_instances == 40
+    assert result.waits[0] == 60.0
+    # Three rounds: start at 300, 600, 900 (+ the early one at 120 shifts one slot).
+    assert (result.p50_wait, result.p95_wait, result.max_wait) == (540.0, 840.0, 840.0)
+
+
+def test_spike_raw_count_over_scales_and_per_instance_does_not() -> None:
+    workload = _workload(arrivals_spike(count=120), mean=300)
+
+    per_instance = _run(workload, mode="per-instance", target=3, max_size=100)
+    total = _run(workload, mode="total", target=3, max_size=100)
+
+    # Per instance: ceil(120 / 3) = 40, then holds. Raw count: once the 40 are
+    # warm the count is still ~120, so ceil(40 * 120 / 3) = 1600 -> MaxSize.
+    assert per_instance.peak_instances == math.ceil(120 / 3)
+    assert total.peak_instances == 100
+    assert total.instance_hours > 2.5 * per_instance.instance_hours
+
+
+def test_per_instance_metric_is_missing_with_nobody_in_service() -> None:
+    workload = _workload(arrivals_spike(count=5, at_seconds=0), mean=60)
+
+    result = _run(workload, mode="per-instance", target=1, max_size=3)
+
+    assert result.timeline[0].metric is None
+    assert result.timeline[0].desired == 1  # the wake-from-zero rule, not target tracking
+
+
+def test_warmup_blocks_scale_out_and_scale_in_needs_fifteen_datapoints() -> None:
+    # 10 videos of 60 s at t=0, warmup 600 s. Woken at t=0, the instance is
+    # InService at 60 and warm only at 660: until then no capacity counts as
+    # current capacity, so the metric (10, 9, ...) never scales out. All done
+    # by 660; metric 0 from 660, the 15th low datapoint is at 660 + 14 x 60.
+    workload = _workload(arrivals_spike(count=10, at_seconds=0), mean=60)
+
+    result = _run(workload, mode="per-instance", target=1, max_size=10, warmup_seconds=600)
+
+    assert max(t.desired for t in result.timeline) == 1
+    assert [t.metric for t in result.timeline[:3]] == [None, 10.0, 9.0]
+    assert [(t.seconds, t.desired) for t in result.timeline[-2:]] == [(1440.0, 1), (1500.0, 0)]
+    assert result.scaling_actions == 2
+
+
+def test_same_seed_same_json_and_another_seed_differs() -> None:
+    args = (
+        "--pattern=diurnal",
+        "--rate=4",
+        "--trough-rate=1",
+        "--duration=21600",
+        "--processing-mean=240",
+        "--processing-spread=60",
+        "--target-value=2",
+        "--max-size=20",
+        "--period=30",
+        "--json",
+    )
+
+    first = _command(*args, "--seed=7")
+    second = _command(*args, "--seed=7")
+    other = _command(*args, "--seed=8")
+
+    assert first == second
+    assert json.loads(first) != json.loads(other)
+    assert json.loads(first)["result"]["videos"] > 100
+
+
+def test_processing_times_drawn_are_the_same_for_every_policy_compared() -> None:
+    out = json.loads(
+        _command(
+            "--pattern=spike",
+            "--count=30",
+            "--processing-mean=200",
+            "--processing-spread=50",
+            "--compare",
+            "--targets=1,4",
+            "--json",
+        )
+    )
+
+    assert len(out["results"]) == 4
+    assert [(r["mode"], r["target"]) for r in out["results"]] == [
+        ("per-instance", 1.0),
+        ("per-instance", 4.0),
+        ("total", 1.0),
+        ("total", 4.0),
+    ]
+    assert {r["videos"] for r in out["results"]} == {30}
+
+
+# --------------------------------------------------------------------------- capacity_aim
+
+
+@pytest.mark.parametrize(
+    ("backlog", "target", "mode", "min_size", "max_size", "expected"),
+    [
+        (0, 3, "per-instance", 0, 10, 0),
+        (0, 3, "per-instance", 2, 10, 2),
+        (1, 3, "per-instance", 0, 10, 1),
+        (6, 3, "per-instance", 0, 10, 2),
+        (7, 3, "per-instance", 0, 10, 3),
+        (120, 3, "per-instance", 0, 10, 10),
+        (6, 0.1 + 0.2, "per-instance", 0, 100, 20),
+        (0, 3, "total", 1, 10, 1),
+        (2, 3, "total", 0, 10, 1),
+        (3, 3, "total", 0, 10, 1),
+        (4, 3, "total", 0, 10, 10),
+    ],
+)
+def test_capacity_aim(
+    backlog: int, target: float, mode: str, min_size: int, max_size: int, expected: int
+) -> None:
+    aim = capacity_aim(
+        backlog=backlog, target=target, mode=mode, min_size=min_size, max_size=max_size
+    )
+
+    assert aim == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "raw"}, "mode must be one of per-instance, total, got 'raw'"),
+        ({"target": 0}, "the target must be a finite number above 0, got 0"),
+        ({"target": math.inf}, "the target must be a finite number above 0, got inf"),
+        ({"backlog": -1}, "backlog must be 0 or more, got -1"),
+        ({"min_size": 3, "max_size": 2}, "need 0 <= min_size <= max_size, got 3 and 2"),
+    ],
+)
+def test_capacity_aim_rejects(kwargs: dict[str, object], message: str) -> None:
+    base: dict[str, object] = {
+        "backlog": 5,
+        "target": 3,
+        "mode": "per-instance",
+        "min_size": 0,
+        "max_size": 10,
+    }
+
+    with pytest.raises(SimulationError) as caught:
+        capacity_aim(**{**base, **kwargs})  # type: ignore[arg-type]
+
+    assert str(caught.value) == message
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 21)]
+
+    assert (percentile(values, 50), percentile(values, 95), percentile([], 95)) == (10, 19, 0)
+
+
+# --------------------------------------------------------------------------- workload input
+
+
+def test_arrivals_parse_offsets_and_timestamps() -> None:
+    assert arrivals_parse(["# uploads", "0", "", "12.5,lecture-2", "3"]) == [0.0, 12.5, 3.0]
+    assert arrivals_parse(
+        ["2025-03-01T10:00:30Z", "2025-03-01T10:00:00+00:00", "2025-03-01T19:00:05+09:00"]
+    ) == [30.0, 0.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            ["0", "10", "ten"],
+            "w.csv, line 3: 'ten' is neither an ISO timestamp nor a number of seconds",
+        ),
+        (["0", "-5"], "w.csv, line 2: an offset must be 0 or more seconds, got '-5'"),
+        (["0", "nan"], "w.csv, line 2: an offset must be 0 or more seconds, got 'nan'"),
+        (
+            ["2025-03-01T10:00:00", "", "60"],
+            "w.csv, line 3: mixes ISO timestamps and second offsets; use one kind",
+        ),
+        (["# nothing", ""], "w.csv has no upload times"),
+    ],
+)
+def test_arrivals_parse_errors_name_the_line(lines: list[str], message: str) -> None:
+    with pytest.raises(SimulationError) as caught:
+        arrivals_parse(lines, source="w.csv")
+
+    assert str(caught.value) == message
+
+
+def test_csv_workload_runs(tmp_path: Path) -> None:
+    csv = tmp_path / "uploads.csv"
+    csv.write_text("0\n0\n30\n600\n", encoding="utf-8")
+
+    out = json.loads(
+        _command(
+            f"--workload-csv={csv}",
+            "--processing-mean=60",
+            "--target-value=1",
+            "--min-size=1",
+            "--json",
+        )
+    )
+
+    assert out["workload"]["videos"] == 4
+    assert out["result"]["max_wait_seconds"] == 90.0
+
+
+@pytest.mark.django_db
+def test_processing_times_from_history_use_upload_to_ready() -> None:
+    now = timezone.now()
+    for minutes in range(1, 21):
+        video = video_create(status=VideoStatus.READY, at=now - timedelta(hours=1))
+        Video.objects.filter(pk=video.pk).update(
+            created_at=now - timedelta(hours=1, minutes=minutes)
+        )
+    video_create(status=VideoStatus.PROCESSING, at=now)
+    old = video_create(status=VideoStatus.READY, at=now - timedelta(days=40))
+    Video.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=41))
+
+    history = processing_history_seconds(now=now)
+
+    assert sorted(history) == [60.0 * m for m in range(1, 21)]
+    out = json.loads(_command("--pattern=spike", "--count=3", "--target-value=1", "--json"))
+    assert out["workload"]["mean_processing_seconds"] > 0
+    assert "20 observed durations (mean 630 s" in out["workload"]["description"]
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_single_run_prints_the_table() -> None:
+    out = _command(
+        "--pattern=spike",
+        "--count=120",
+        "--processing-mean=300",
+        "--target-value=3",
+        "--max-size=100",
+        "--period=60",
+    )
+
+    assert out.splitlines() == [
+        "Workload: spike of 120 videos at 60 s; processing mean 300 s, spread 0 s (120 videos).",
+        "policy          p50 wait  p95 wait  max wait  peak  inst-hours  actions",
+        "per-instance 3     9m00s    14m00s    14m00s    40       13.38        3",
+    ]
+
+
+def test_target_derived_from_wait_and_processing_time() -> None:
+    out = json.loads(
+        _command(
+            "--pattern=spike",
+            "--count=10",
+            "--processing-mean=60",
+            "--acceptable-wait=300",
+            "--processing-time=60",
+            "--json",
+        )
+    )
+
+    assert out["result"]["target"] == 5.0
+
+
+def test_recommend_prints_the_install_command() -> None:
+    out = _command(
+        "--pattern=spike",
+        "--count=120",
+        "--processing-mean=300",
+        "--recommend",
+        "--acceptable-wait=600",
+        "--max-size=100",
+        "--period=60",
+        "--asg-name=my-asg",
+    )
+
+    lines = out.splitlines()
+    assert lines[-3] == (
+        "Cheapest target with p95 wait <= 600 s: 2 (p95 540 s, 20.05 instance-hours)."
+    )
+    assert lines[-2] == (
+        "python manage.py install_scaling_policy --mode per-instance --target-value 2 "
+        "--warmup 60 --asg-name my-asg"
+    )
+    assert lines[-1] == "(MinSize 0 and MaxSize 100 were assumed; that command does not set them.)"
+
+
+def test_recommend_json() -> None:
+    out = json.loads(
+        _command(
+            "--pattern=spike",
+            "--count=120",
+            "--processing-mean=300",
+            "--recommend",
+            "--acceptable-wait=600",
+            "--max-size=100",
+            "--period=60",
+            "--json",
+        )
+    )
+
+    assert out["recommended"]["target"] == 2.0
+    assert out["command"].startswith("python manage.py install_scaling_policy --mode per-instance")
+    assert len(out["candidates"]) == 9
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    png = tmp_path / "run.png"
+
+    out = _command(
+        "--pattern=spike",
+        "--count=20",
+        "--processing-mean=120",
+        "--compare",
+        "--targets=1,3",
+        f"--plot={png}",
+    )
+
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.splitlines()[-1] == f"Chart written to {png}."
+
+
+SPIKE = ("--pattern=spike", "--count=5", "--processing-mean=60")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give a workload: --pattern steady|spike|diurnal or --workload-csv FILE"),
+        (
+            ("--pattern=spike", "--workload-csv=x.csv"),
+            "--pattern and --workload-csv are exclusive; choose one",
+        ),
+        (("--pattern=spike", "--processing-mean=60"), "--pattern spike needs --count N"),
+        (("--pattern=steady", "--processing-mean=60"), "--pattern steady needs --rate PER_MINUTE"),
+        (
+            ("--pattern=steady", "--rate=0", "--processing-mean=60", "--target-value=1"),
+            "--rate must be above 0 per minute, got 0",
+        ),
+        (
+            ("--pattern=steady", "--rate=1", "--duration=-1", "--processing-mean=60"),
+            "--duration must be above 0 seconds, got -1",
+        ),
+        (
+            ("--pattern=diurnal", "--rate=2", "--trough-rate=3", "--processing-mean=60"),
+            "--trough-rate must be between 0 and --rate (2), got 3",
+        ),
+        (
+            ("--pattern=spike", "--count=0", "--processing-mean=60"),
+            "--count must be 1 or more, got 0",
+        ),
+        (
+            ("--workload-csv=/nonexistent/w.csv", "--processing-mean=60"),
+            "cannot read --workload-csv /nonexistent/w.csv: FileNotFoundError",
+        ),
+        (
+            ("--pattern=spike", "--count=5", "--processing-mean=0"),
+            "the processing mean must be above 0 seconds, got 0",
+        ),
+        (
+            (*SPIKE, "--processing-spread=-1"),
+            "the processing spread must be 0 or more seconds, got -1",
+        ),
+        (
+            ("--pattern=spike", "--count=5", "--processing-spread=5"),
+            "--processing-spread needs --processing-mean",
+        ),
+        (
+            SPIKE,
+            "give --target-value X, or --acceptable-wait S with --processing-time S "
+            "(or use --compare or --recommend)",
+        ),
+        ((*SPIKE, "--target-value=0"), "--target-value must be a finite number above 0, got 0"),
+        ((*SPIKE, "--target-value=nan"), "--target-value must be a finite number above 0, got nan"),
+        (
+            (*SPIKE, "--target-value=2", "--acceptable-wait=60"),
+            "give --target-value or --acceptable-wait with --processing-time, not both",
+        ),
+        (
+            (*SPIKE, "--acceptable-wait=60"),
+            "--acceptable-wait and --processing-time go together",
+        ),
+        (
+            (*SPIKE, "--acceptable-wait=-1", "--processing-time=60"),
+            "--acceptable-wait must be a finite number above 0, got -1",
+        ),
+        (
+            (*SPIKE, "--target-value=1", "--warmup=3601"),
+            "--warmup must be between 0 and 3600 seconds, got 3601",
+        ),
+        ((*SPIKE, "--target-value=1", "--min-size=-1"), "--min-size must be 0 or more, got -1"),
+        (
+            (*SPIKE, "--target-value=1", "--min-size=3", "--max-size=2"),
+            "--max-size must be at least 1 and at least --min-size (3), got 2",
+        ),
+        (
+            (*SPIKE, "--target-value=1", "--max-size=0"),
+            "--max-size must be at least 1 and at least --min-size (0), got 0",
+        ),
+        (
+            (*SPIKE, "--target-value=1", "--boot-time=-5"),
+            "--boot-time must be 0 or more seconds, got -5",
+        ),
+        (
+            (*SPIKE, "--target-value=1", "--period=15"),
+            "--period must be one of 10, 30, 60 seconds, got 15",
+        ),
+        (
+            (*SPIKE, "--compare", "--targets=1,x"),
+            "--targets takes numbers separated by commas, got 'x'",
+        ),
+        (
+            (*SPIKE, "--compare", "--targets=1,-2"),
+            "every --targets value must be a finite number above 0, got -2",
+        ),
+        (
+            (*SPIKE, "--compare", "--recommend"),
+            "--compare and --recommend are exclusive; choose one",
+        ),
+        ((*SPIKE, "--recommend"), "--recommend needs --acceptable-wait SECONDS (the p95 goal)"),
+        (
+            (*SPIKE, "--recommend", "--acceptable-wait=60", "--target-value=2"),
+            "--recommend chooses the target itself; drop --target-value and --processing-time",
+        ),
+        (
+            (
+                "--pattern=spike",
+                "--count=50",
+                "--processing-mean=600",
+                "--recommend",
+                "--acceptable-wait=10",
+                "--max-size=2",
+            ),
+            "no target keeps the p95 wait within 10 s (best: target 0.1 gives 14040 s); "
+            "raise --max-size or accept a longer wait",
+        ),
+        (
+            (*SPIKE, "--target-value=1", "--plot=chart.svg"),
+            "--plot writes PNG: give a file name ending in .png, got chart.svg",
+        ),
+        (
+            (*SPIKE, "--target-value=1", "--plot=/nonexistent/dir/c.png"),
+            "--plot: directory /nonexistent/dir does not exist",
+        ),
+        (
+            (*SPIKE, "--target-value=1", "--mode=raw"),
+            "Error: argument --mode: invalid choice: 'raw' (choose from 'per-instance', 'total')",
+        ),
+        (
+            (*SPIKE, "--target-value=1", "--seed=x"),
+            "Error: argument --seed: invalid int value: 'x'",
+        ),
+    ],
+)
+def test_command_errors(args: tuple[str, ...], message: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        _command(*args)
+
+    assert str(caught.value) == message
+
+
+@pytest.mark.django_db
+def test_command_error_without_history() -> None:
+    video_create(status=VideoStatus.READY)
+
+    with pytest.raises(CommandError) as caught:
+        _command("--pattern=spike", "--count=5", "--target-value=1")
+
+    assert str(caught.value) == (
+        "only 1 READY videos in the last 30 days (need 20) to learn processing times: "
+        "pass --processing-mean SECONDS"
+    )
+
+
+def test_cli_bad_flag_is_one_line_and_exit_1() -> None:
+    done = subprocess.run(
+        [sys.executable, "manage.py", "simulate_scaling", "--pattern=spike", "--mode=raw"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "CommandError: Error: argument --mode: invalid choice: 'raw' "
+        "(choose from 'per-instance', 'total')"
+    ]
