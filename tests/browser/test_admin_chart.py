@@ -1,0 +1,122 @@
+"""The audit admin in a real headless Chromium (Debian's), driven by Selenium.
+
+Debian's chromium-driver matches its chromium exactly; both are given by
+path, so Selenium never looks for (or downloads) a driver or a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.utils import timezone
+
+from scaling.models import MetricPublication
+from tests.conftest import service_missing
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("ACADEMY_ARTIFACTS_DIR", REPO / "artifacts"))
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1000",
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (os.access(chromium, os.X_OK) and os.access(driver_path, os.X_OK)):
+        service_missing("needs Debian's chromium and chromium-driver: apt-get install them")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        service_missing("needs selenium: pip install -e '.[dev]'")
+        raise
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(
+        service=Service(executable_path=driver_path, log_output=str(tmp_path / "driver.log")),
+        options=options,
+    )
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _sixty_publications_one_failed() -> None:
+    end = timezone.now().replace(second=0, microsecond=0)
+    rows = []
+    for i in range(60):
+        failed = i == 41
+        sqs = i in (10, 11, 12)
+        rows.append(
+            MetricPublication(
+                slot_start=end - timedelta(minutes=60 - i),
+                interval_seconds=60,
+                value=None if failed else (i * 7) % 23,
+                source="" if failed else ("sqs" if sqs else "db"),
+                status="failed" if failed else "published",
+                error="database and SQS both unavailable" if failed else "",
+                duration_ms=3.0,
+                asg_name="academy-video-worker-asg",
+            )
+        )
+    MetricPublication.objects.bulk_create(rows)
+
+
+def test_staff_user_sees_sixty_points_and_the_failed_slot(live_server: Any, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    _sixty_publications_one_failed()
+    user = User.objects.create_user("auditor", password="pw-auditor-7731", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_metricpublication"))
+
+    browser.get(f"{live_server.url}/admin/scaling/metricpublication/")
+    assert "/admin/login/" in browser.current_url  # not logged in yet: sent to the login page
+    browser.find_element(By.NAME, "username").send_keys("auditor")
+    browser.find_element(By.NAME, "password").send_keys("pw-auditor-7731")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+    assert browser.current_url == f"{live_server.url}/admin/scaling/metricpublication/"
+    chart = browser.find_element(By.ID, "publication-chart")
+    points = chart.find_elements(By.CSS_SELECTOR, ".point")
+    failed = chart.find_elements(By.CSS_SELECTOR, ".point.failed")
+    from_sqs = chart.find_elements(By.CSS_SELECTOR, ".point.sqs")
+    lines = chart.find_elements(By.CSS_SELECTOR, "polyline.values")
+    assert len(points) == 60
+    assert len(failed) == 1
+    assert len(from_sqs) == 3
+    # The line breaks at the failed slot: 41 values before it, 18 after.
+    assert [len(line.get_attribute("points").split()) for line in lines] == [41, 18]
+    assert failed[0].is_displayed()
+    assert failed[0].rect["width"] > 0
+    # Rendered on the server: the page loads no script from outside.
+    sources = [s.get_attribute("src") for s in browser.find_elements(By.TAG_NAME, "script")]
+    assert all(src.startswith(live_server.url) for src in sources if src)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) == 60
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "admin-metricpublication-chart.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
