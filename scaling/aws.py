@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
 
 from scaling.conf import scaling_settings
 
@@ -65,6 +67,7 @@ def _client(service: str, config: Config, *, role: AwsRole) -> Any:
 def _calls_observe(client: Any, role: str) -> None:
     def params_keep(params: Mapping[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
         context["academy_api_params"] = dict(params)
+        context["academy_operation"] = kwargs["model"].name
 
     def call_report(http_response: Any, model: Any, context: dict[str, Any], **kwargs: Any) -> None:
         params = context.get("academy_api_params", {})
@@ -77,8 +80,24 @@ def _calls_observe(client: Any, role: str) -> None:
                 http_response.status_code,
             )
 
+    def error_report(exception: Exception, context: dict[str, Any], **kwargs: Any) -> None:
+        # An answer that could not be parsed still reached the endpoint; a refused
+        # connection or a timeout did not, and no IAM decision was made for it.
+        if isinstance(exception, BotoConnectionError | HTTPClientError):
+            return
+        for observer in list(aws_call_observers):
+            observer(
+                role,
+                service_name,
+                context.get("academy_operation", "?"),
+                context.get("academy_api_params", {}),
+                0,
+            )
+
+    service_name = client.meta.service_model.service_name
     client.meta.events.register("before-parameter-build", params_keep)
     client.meta.events.register("after-call", call_report)
+    client.meta.events.register("after-call-error", error_report)
 
 
 def aws_credentials_present() -> bool:

@@ -92,3 +92,31 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, settings: Any) -> d
     created = local_aws_bootstrap(moto_endpoint, region="ap-northeast-2")
     settings.SCALING_SQS_QUEUE_URL = created["queue_url"]
     return {"endpoint": moto_endpoint, **created}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_calls_held_to_iam() -> Iterator[list[Any]]:
+    """Every AWS call the app makes in this session, held against deploy/iam/<role>.json.
+
+    A successful call that its role's document does not allow fails the run (reported
+    at the teardown of the last test). tests/deploy/test_iam_documents.py drives every
+    role's code path itself and also checks the calls that were answered with an error.
+    """
+    from scaling.aws import aws_call_observers
+
+    calls: list[Any] = []
+
+    def observe(role: str, service: str, operation: str, params: Any, status: int) -> None:
+        calls.append((role, service, operation, dict(params), status))
+
+    aws_call_observers.append(observe)
+    yield calls
+    aws_call_observers.remove(observe)
+    from tests.deploy.test_iam_documents import iam_violations
+
+    problems = iam_violations(calls, successful_only=True)
+    if problems:
+        pytest.fail(
+            "AWS calls that deploy/iam/ does not allow:\n" + "\n".join(problems[:30]),
+            pytrace=False,
+        )

@@ -1,0 +1,263 @@
+"""The IAM documents in deploy/iam/ against the AWS calls the code really makes.
+
+``scaling.aws`` tells observers about every call that reached an endpoint,
+with the role of the client that made it. The session fixture in
+``tests/conftest.py`` records them all and fails the run when a call is not
+allowed by ``deploy/iam/<role>.json``; the tests here drive each role's code
+path so the check never depends on which other tests ran.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from scaling.aws import aws_call_observers
+from scaling.services import backlog_tick
+from tests.factories import videos_create
+
+IAM_DIR = Path(__file__).resolve().parents[2] / "deploy" / "iam"
+MOTO_ACCOUNT = "123456789012"
+REGION = "ap-northeast-2"
+# Roles whose policy document belongs to another part of deploy/ (issue 5's SSM tooling).
+ROLES_DOCUMENTED_ELSEWHERE = frozenset({"ssm"})
+
+Call = tuple[str, str, str, dict[str, Any], int]  # role, service, operation, params, status
+
+
+def iam_document_load(role: str, *, region: str = REGION, account: str = MOTO_ACCOUNT) -> Any:
+    text = (IAM_DIR / f"{role}.json").read_text(encoding="utf-8")
+    return json.loads(text.replace("REGION", region).replace("ACCOUNT_ID", account))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def call_resources(service: str, operation: str, params: Mapping[str, Any]) -> list[str]:
+    """The ARNs IAM authorises a call against ("*" where the action has no resource type)."""
+    if service == "autoscaling":
+        names = [t["ResourceId"] for t in params.get("Tags", [])]
+        if operation.startswith("Describe") or not (names or params.get("AutoScalingGroupName")):
+            return ["*"]
+        names = names or [params["AutoScalingGroupName"]]
+        return [
+            f"arn:aws:autoscaling:{REGION}:{MOTO_ACCOUNT}:autoScalingGroup:"
+            f"00000000-0000-0000-0000-000000000000:autoScalingGroupName/{name}"
+            for name in names
+        ]
+    if service == "cloudwatch" and operation in ("PutMetricAlarm", "DeleteAlarms"):
+        names = params.get("AlarmNames") or [params["AlarmName"]]
+        return [f"arn:aws:cloudwatch:{REGION}:{MOTO_ACCOUNT}:alarm:{name}" for name in names]
+    if service == "sqs" and "QueueUrl" in params:
+        account, name = params["QueueUrl"].rstrip("/").split("/")[-2:]
+        return [f"arn:aws:sqs:{REGION}:{account}:{name}"]
+    return ["*"]
+
+
+def call_context(service: str, operation: str, params: Mapping[str, Any]) -> dict[str, str]:
+    if service == "cloudwatch" and operation == "PutMetricData":
+        return {"cloudwatch:namespace": params["Namespace"]}
+    return {}
+
+
+def _condition_holds(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    for operator, tests in condition.items():
+        if operator != "StringEquals":
+            return False  # an operator this checker does not know never grants
+        for key, wanted in tests.items():
+            if context.get(key) not in _as_list(wanted):
+                return False
+    return True
+
+
+def iam_allows(
+    document: Mapping[str, Any], *, action: str, resource: str, context: Mapping[str, str]
+) -> bool:
+    allowed = False
+    for statement in _as_list(document["Statement"]):
+        actions = [a.lower() for a in _as_list(statement.get("Action", []))]
+        if not any(fnmatch.fnmatchcase(action.lower(), a) for a in actions):
+            continue
+        if not any(fnmatch.fnmatchcase(resource, r) for r in _as_list(statement["Resource"])):
+            continue
+        if not _condition_holds(statement.get("Condition", {}), context):
+            continue
+        if statement["Effect"] == "Deny":
+            return False
+        allowed = True
+    return allowed
+
+
+def iam_violations(calls: list[Call], *, successful_only: bool = False) -> list[str]:
+    """The calls a role's document would deny.
+
+    ``successful_only`` leaves out calls the endpoint answered with an error (a test
+    pointing the app at a queue that does not exist): IAM denying them changes nothing.
+    """
+    problems: list[str] = []
+    for role, service, operation, params, status in calls:
+        if role in ROLES_DOCUMENTED_ELSEWHERE:
+            continue
+        if successful_only and not 200 <= status < 300:
+            continue
+        action = f"{service}:{operation}"
+        if not (IAM_DIR / f"{role}.json").exists():
+            problems.append(f"{action} by role {role}: no deploy/iam/{role}.json")
+            continue
+        document = iam_document_load(role)
+        context = call_context(service, operation, params)
+        for resource in call_resources(service, operation, params):
+            if not iam_allows(document, action=action, resource=resource, context=context):
+                problems.append(
+                    f"{action} on {resource} by role {role} {context or ''}: "
+                    f"not allowed by deploy/iam/{role}.json"
+                )
+    return sorted(set(problems))
+
+
+@pytest.fixture
+def recorded() -> Iterator[list[Call]]:
+    calls: list[Call] = []
+
+    def observe(
+        role: str, service: str, operation: str, params: Mapping[str, Any], status: int
+    ) -> None:
+        calls.append((role, service, operation, dict(params), status))
+
+    aws_call_observers.append(observe)
+    yield calls
+    aws_call_observers.remove(observe)
+
+
+def _operations(calls: list[Call], role: str) -> set[str]:
+    return {f"{service}:{operation}" for r, service, operation, _, _ in calls if r == role}
+
+
+# The documents themselves -------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["publisher", "installer", "status"])
+def test_document_is_valid_policy_json(role: str) -> None:
+    document = iam_document_load(role)
+
+    assert document["Version"] == "2012-10-17"
+    for statement in document["Statement"]:
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
+        assert statement["Effect"] == "Allow"
+        assert all("*" not in a.split(":", 1)[1] for a in _as_list(statement["Action"]))
+
+
+def test_no_document_lets_the_app_set_capacity_by_hand() -> None:
+    for path in sorted(IAM_DIR.glob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        assert "SetDesiredCapacity" not in text, path.name
+        assert "autoscaling:*" not in text, path.name
+        assert '"Action": "*"' not in text, path.name
+
+
+def test_publisher_may_put_metrics_only_in_the_spec_namespace() -> None:
+    from scaling.metric_spec import metric_spec_get
+
+    document = iam_document_load("publisher")
+    namespace = metric_spec_get().namespace
+
+    assert iam_allows(
+        document,
+        action="cloudwatch:PutMetricData",
+        resource="*",
+        context={"cloudwatch:namespace": namespace},
+    )
+    assert not iam_allows(
+        document,
+        action="cloudwatch:PutMetricData",
+        resource="*",
+        context={"cloudwatch:namespace": "AWS/EC2"},
+    )
+    assert not iam_allows(
+        document,
+        action="sqs:GetQueueAttributes",
+        resource=f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT}:another-queue",
+        context={},
+    )
+
+
+def test_installer_may_not_touch_another_group() -> None:
+    other = call_resources(
+        "autoscaling",
+        "PutScalingPolicy",
+        {"AutoScalingGroupName": "someone-elses-asg", "PolicyName": "x"},
+    )[0]
+
+    assert not iam_allows(
+        iam_document_load("installer"),
+        action="autoscaling:PutScalingPolicy",
+        resource=other,
+        context={},
+    )
+
+
+# The calls the code makes -------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_every_call_of_every_role_is_allowed_by_its_document(
+    aws: dict[str, str], recorded: list[Call]
+) -> None:
+    videos_create(UPLOADED=2)
+    backlog_tick()  # publisher: PutMetricData
+    from scaling.backlog import backlog_measure_sqs
+
+    backlog_measure_sqs(queue_url=aws["queue_url"])  # publisher: the fallback read
+    call_command("install_scaling_policy", "--dry-run", "--json")
+    call_command("install_scaling_policy", "--json")
+    call_command("install_scaling_policy", "--target-value", "4", "--json")
+    call_command("scaling_status", "--json")
+    call_command("install_scaling_policy", "--uninstall", "--json")
+
+    assert _operations(recorded, "publisher") == {
+        "cloudwatch:PutMetricData",
+        "sqs:GetQueueAttributes",
+    }
+    assert _operations(recorded, "installer") == {
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribePolicies",
+        "cloudwatch:DescribeAlarms",
+        "autoscaling:EnableMetricsCollection",
+        "autoscaling:CreateOrUpdateTags",
+        "autoscaling:PutScalingPolicy",
+        "cloudwatch:PutMetricAlarm",
+        "cloudwatch:DeleteAlarms",
+        "autoscaling:DeletePolicy",
+        "autoscaling:DisableMetricsCollection",
+        "autoscaling:DeleteTags",
+    }
+    assert _operations(recorded, "status") == {
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribePolicies",
+        "cloudwatch:DescribeAlarms",
+    }
+    assert iam_violations(recorded) == []
+
+
+def test_a_call_outside_the_document_is_reported() -> None:
+    calls: list[Call] = [
+        ("installer", "autoscaling", "SetDesiredCapacity", {"AutoScalingGroupName": "g"}, 200),
+        ("publisher", "cloudwatch", "PutMetricData", {"Namespace": "Other/Space"}, 200),
+        ("nobody", "sqs", "ListQueues", {}, 200),
+    ]
+
+    problems = iam_violations(calls)
+
+    assert len(problems) == 3
+    assert any(
+        re.search(r"SetDesiredCapacity .* not allowed by deploy/iam/installer", p) for p in problems
+    )
+    assert any("no deploy/iam/nobody.json" in p for p in problems)
