@@ -479,6 +479,7 @@ def _plot_write(path: Path, *, results: list[SimResult], workload: Workload) -> 
     from matplotlib import pyplot as plt
 
     count = len(results)
+    top_instances = max(1, *(r.peak_instances for r in results)) * 1.1
     cols = 1 if count == 1 else 2
     rows = math.ceil(count / cols)
     fig, axes = plt.subplots(
@@ -510,7 +511,8 @@ def _plot_write(path: Path, *, results: list[SimResult], workload: Workload) -> 
             label="in service",
         )
         right.set_ylabel("instances")
-        right.set_ylim(bottom=0, top=max(1, result.peak_instances) * 1.1)
+        # One instance scale for every panel, so that panels compare at a glance.
+        right.set_ylim(bottom=0, top=top_instances)
         ax.set_ylim(bottom=0)
         ax.set_title(
             f"{result.policy.label}: p95 {_duration(result.p95_wait)}, "
