@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest soak bench clean
+.PHONY: run test lint typecheck pytest soak bench bench-query clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 2; }
@@ -27,6 +27,12 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Backlog query with and without the partial index on a PostgreSQL database of
+# its own (academy_bench on BENCH_DATABASE_URL's server). Not part of `make test`.
+BENCH_ROWS ?= 1000000
+bench-query: $(STAMP)
+	$(BIN)/python -m bench.backlog_query --rows $(BENCH_ROWS)
 
 clean:
 	rm -rf $(VENV) var
