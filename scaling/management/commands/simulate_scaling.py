@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scaling.conf import ALLOWED_INTERVALS
 from scaling.metric_spec import metric_spec_get
+from scaling.policy import DEFAULT_TARGET_VALUE, DEFAULT_WARMUP_SECONDS
 from scaling.simulator import (
     HISTORY_DAYS,
     HISTORY_MIN_VIDEOS,
@@ -100,7 +101,11 @@ class Command(BaseCommand):
 
         policy = parser.add_argument_group("policy (as install_scaling_policy takes it)")
         policy.add_argument("--mode", choices=MODES, default="per-instance")
-        policy.add_argument("--target-value", type=float, help="The policy's TargetValue.")
+        policy.add_argument(
+            "--target-value",
+            type=float,
+            help=f"The policy's TargetValue [{DEFAULT_TARGET_VALUE:g}, as install_scaling_policy].",
+        )
         policy.add_argument(
             "--acceptable-wait",
             type=float,
@@ -113,7 +118,12 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="Average processing time used to derive the target.",
         )
-        policy.add_argument("--warmup", type=int, default=60, help="Instance warmup, s [60].")
+        policy.add_argument(
+            "--warmup",
+            type=int,
+            default=DEFAULT_WARMUP_SECONDS,
+            help=f"Instance warmup, s [{DEFAULT_WARMUP_SECONDS}].",
+        )
         policy.add_argument("--min-size", type=int, default=0, help="Group MinSize [0].")
         policy.add_argument("--max-size", type=int, default=10, help="Group MaxSize [10].")
         policy.add_argument(
@@ -303,10 +313,7 @@ def _target(options: dict[str, Any]) -> float:
         _positive("--target-value", value)
         return float(value)
     if wait is None and time is None:
-        raise CommandError(
-            "give --target-value X, or --acceptable-wait S with --processing-time S "
-            "(or use --compare or --recommend)"
-        )
+        return DEFAULT_TARGET_VALUE  # what install_scaling_policy installs without one
     if wait is None or time is None:
         raise CommandError("--acceptable-wait and --processing-time go together")
     _positive("--acceptable-wait", wait)
