@@ -539,7 +539,7 @@ def _aws(operation: str, call: Callable[[], Any]) -> Any:
     try:
         return call()
     except (BotoCoreError, ClientError, ResponseParserError) as exc:
-        raise PolicyError(f"AWS call {operation} failed: {_one_line(exc)}") from exc
+        raise PolicyError(f"AWS call {operation} failed: {_one_line(exc).rstrip('.')}.") from exc
 
 
 @dataclass

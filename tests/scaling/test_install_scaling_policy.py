@@ -1,0 +1,489 @@
+"""install_scaling_policy against a moto server holding the real group."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from django.core.management import CommandError, call_command
+
+from scaling.aws import aws_call_observers
+from scaling.metric_spec import metric_spec_get
+from scaling.policy import TARGET_POLICY_NAME, WAKE_POLICY_NAME, wake_alarm_name
+from scaling.publisher import metric_datums_build
+
+ASG = "academy-video-worker-asg"
+REPO = Path(__file__).resolve().parents[2]
+COOLDOWN_KEYS = ("Cooldown", "ScaleOutCooldown", "ScaleInCooldown")
+
+
+def _autoscaling(aws: dict[str, str]) -> Any:
+    return boto3.client("autoscaling", region_name=aws["region"], endpoint_url=aws["endpoint"])
+
+
+def _cloudwatch(aws: dict[str, str]) -> Any:
+    return boto3.client("cloudwatch", region_name=aws["region"], endpoint_url=aws["endpoint"])
+
+
+def _policies(aws: dict[str, str]) -> dict[str, dict[str, Any]]:
+    found = _autoscaling(aws).describe_policies(AutoScalingGroupName=ASG)["ScalingPolicies"]
+    return {p["PolicyName"]: p for p in found}
+
+
+def _group(aws: dict[str, str]) -> dict[str, Any]:
+    group = _autoscaling(aws).describe_auto_scaling_groups(AutoScalingGroupNames=[ASG])
+    return dict(group["AutoScalingGroups"][0])
+
+
+def _alarms(aws: dict[str, str]) -> list[dict[str, Any]]:
+    return list(_cloudwatch(aws).describe_alarms()["MetricAlarms"])
+
+
+def _install(*args: str) -> dict[str, Any]:
+    out = StringIO()
+    call_command("install_scaling_policy", *args, "--json", stdout=out)
+    return dict(json.loads(out.getvalue()))
+
+
+def _actions(result: Mapping[str, Any]) -> dict[str, str]:
+    return {item["kind"]: item["action"] for item in result["items"]}
+
+
+def _publisher_dimensions() -> list[dict[str, str]]:
+    datums = metric_datums_build(
+        spec=metric_spec_get(), timestamp=datetime.now(UTC), backlog=1, oldest_age_seconds=None
+    )
+    return list(datums[0]["Dimensions"])
+
+
+@pytest.fixture
+def recorded() -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def observe(role: str, service: str, operation: str, params: Any, status: int) -> None:
+        calls.append((service, operation, dict(params)))
+
+    aws_call_observers.append(observe)
+    yield calls
+    aws_call_observers.remove(observe)
+
+
+# What is installed ------------------------------------------------------------------
+
+
+def test_per_instance_policy_reads_back_as_the_spec(aws: dict[str, str]) -> None:
+    result = _install("--target-value", "5", "--warmup", "90")
+
+    assert _actions(result) == {
+        "metrics-collection": "created",
+        "target-tracking-policy": "created",
+        "wake-policy": "created",
+        "wake-alarm": "created",
+    }
+    policy = _policies(aws)[TARGET_POLICY_NAME]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert policy["EstimatedInstanceWarmup"] == 90
+    config = policy["TargetTrackingConfiguration"]
+    assert config["TargetValue"] == 5.0
+    assert config["DisableScaleIn"] is False
+    metrics = config["CustomizedMetricSpecification"]["Metrics"]
+    assert [(m["Id"], m.get("Expression"), m["ReturnData"]) for m in metrics] == [
+        ("m1", None, False),
+        ("m2", None, False),
+        ("e1", "m1 / m2", True),
+    ]
+    backlog, in_service = metrics[0]["MetricStat"], metrics[1]["MetricStat"]
+    assert backlog["Metric"]["Namespace"] == "Academy/VideoProcessing"
+    assert backlog["Metric"]["MetricName"] == "BacklogCount"
+    assert backlog["Metric"]["Dimensions"] == _publisher_dimensions()
+    assert (backlog["Stat"], backlog["Unit"]) == ("Average", "Count")
+    assert in_service["Metric"] == {
+        "Namespace": "AWS/AutoScaling",
+        "MetricName": "GroupInServiceInstances",
+        "Dimensions": [{"Name": "AutoScalingGroupName", "Value": ASG}],
+    }
+    assert "Period" not in backlog  # 60 s, the API default
+    assert _group(aws)["EnabledMetrics"] == [
+        {"Metric": "GroupInServiceInstances", "Granularity": "1Minute"}
+    ]
+
+
+def test_wake_from_zero_policy_and_alarm(aws: dict[str, str]) -> None:
+    _install()
+
+    wake = _policies(aws)[WAKE_POLICY_NAME]
+    assert (wake["PolicyType"], wake["AdjustmentType"], wake["StepAdjustments"]) == (
+        "StepScaling",
+        "ChangeInCapacity",
+        [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+    )
+    [alarm] = _alarms(aws)
+    assert alarm["AlarmName"] == wake_alarm_name(ASG)
+    assert alarm["AlarmActions"] == [wake["PolicyARN"]]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
+        1.0,
+        "GreaterThanOrEqualToThreshold",
+        "notBreaching",
+    )
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    assert queries["e1"]["Expression"] == "IF(m1 > 0 AND m2 == 0, 1, 0)"
+    assert queries["e1"]["ReturnData"] is True
+    assert queries["m1"]["MetricStat"]["Metric"]["Dimensions"] == _publisher_dimensions()
+    assert queries["m2"]["MetricStat"]["Metric"]["MetricName"] == "GroupInServiceInstances"
+
+
+def test_sub_minute_interval_puts_the_period_in_every_metric_stat(
+    aws: dict[str, str], settings: Any
+) -> None:
+    settings.SCALING_PUBLISH_INTERVAL_SECONDS = "10"
+
+    _install()
+
+    metrics = _policies(aws)[TARGET_POLICY_NAME]["TargetTrackingConfiguration"][
+        "CustomizedMetricSpecification"
+    ]["Metrics"]
+    assert [m["MetricStat"].get("Period") for m in metrics[:2]] == [10, 10]
+    assert metrics[2]["Expression"] == "m1 / FILL(m2, REPEAT)"
+
+
+def test_total_mode_reproduces_the_old_policy_and_warns(
+    aws: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = StringIO()
+    call_command("install_scaling_policy", "--mode", "total", stdout=out)
+
+    policy = _policies(aws)[TARGET_POLICY_NAME]
+    assert policy["TargetTrackingConfiguration"] == {
+        "CustomizedMetricSpecification": {
+            "MetricName": "BacklogCount",
+            "Namespace": "Academy/VideoProcessing",
+            "Dimensions": _publisher_dimensions(),
+            "Statistic": "Average",
+            "Unit": "Count",
+        },
+        "TargetValue": 3.0,
+        "DisableScaleIn": False,
+    }
+    warnings = [line for line in out.getvalue().splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1
+    assert "over-scaling" in warnings[0]
+
+
+def test_derived_target_shows_its_derivation(aws: dict[str, str]) -> None:
+    out = StringIO()
+    call_command(
+        "install_scaling_policy", "--acceptable-wait", "600", "--processing-time", "120", stdout=out
+    )
+
+    assert out.getvalue().splitlines()[0] == (
+        f"Group {ASG} (ap-northeast-2), mode per-instance: target 5 = acceptable wait 600 s "
+        "/ processing time 120 s per video (videos waiting per in-service instance); "
+        "warmup 60 s."
+    )
+    assert _policies(aws)[TARGET_POLICY_NAME]["TargetTrackingConfiguration"]["TargetValue"] == 5
+
+
+# Idempotence, updates, dry run, uninstall -----------------------------------------
+
+
+def test_rerun_is_idempotent(aws: dict[str, str], recorded: list[Any]) -> None:
+    _install()
+    recorded.clear()
+
+    out = StringIO()
+    call_command("install_scaling_policy", stdout=out)
+
+    assert out.getvalue().splitlines()[1:] == [
+        "metrics-collection GroupInServiceInstances (1Minute): unchanged",
+        "target-tracking-policy academy-backlog-target-tracking: unchanged",
+        "wake-policy academy-backlog-wake-from-zero: unchanged",
+        f"wake-alarm {wake_alarm_name(ASG)}: unchanged",
+        "Done: 4 unchanged.",
+    ]
+    assert sorted(_policies(aws)) == [TARGET_POLICY_NAME, WAKE_POLICY_NAME]
+    assert len(_alarms(aws)) == 1
+    assert [op for _, op, _ in recorded if not op.startswith("Describe")] == []
+
+
+def test_a_difference_is_updated_and_shown(aws: dict[str, str]) -> None:
+    _install()
+
+    out = StringIO()
+    call_command("install_scaling_policy", "--target-value", "4.5", stdout=out)
+
+    assert out.getvalue().splitlines()[1:] == [
+        "metrics-collection GroupInServiceInstances (1Minute): unchanged",
+        "target-tracking-policy academy-backlog-target-tracking: updated",
+        "  TargetTrackingConfiguration.TargetValue: 3.0 -> 4.5",
+        "wake-policy academy-backlog-wake-from-zero: unchanged",
+        f"wake-alarm {wake_alarm_name(ASG)}: unchanged",
+        "Done: 3 unchanged, 1 updated.",
+    ]
+    assert sorted(_policies(aws)) == [TARGET_POLICY_NAME, WAKE_POLICY_NAME]
+
+
+def test_dry_run_prints_the_requests_and_writes_nothing(
+    aws: dict[str, str], recorded: list[Any]
+) -> None:
+    result = _install("--dry-run", "--target-value", "2")
+
+    assert {op for _, op, _ in recorded} == {
+        "DescribeAutoScalingGroups",
+        "DescribePolicies",
+        "DescribeAlarms",
+    }
+    assert [(r["service"], r["operation"]) for r in result["requests"]] == [
+        ("autoscaling", "EnableMetricsCollection"),
+        ("autoscaling", "CreateOrUpdateTags"),
+        ("autoscaling", "PutScalingPolicy"),
+        ("autoscaling", "PutScalingPolicy"),
+        ("cloudwatch", "PutMetricAlarm"),
+    ]
+    assert result["requests"][2]["params"]["TargetTrackingConfiguration"]["TargetValue"] == 2.0
+    assert _policies(aws) == {}
+    assert _alarms(aws) == []
+    assert _group(aws)["EnabledMetrics"] == []
+
+
+def test_dry_run_requests_are_what_a_real_run_sends(
+    aws: dict[str, str], recorded: list[Any]
+) -> None:
+    _install()
+    planned = _install("--dry-run", "--warmup", "300")["requests"]
+    recorded.clear()
+
+    _install("--warmup", "300")
+
+    sent = [
+        {"service": s, "operation": op, "params": params}
+        for s, op, params in recorded
+        if not op.startswith("Describe")
+    ]
+    assert sent == planned
+    assert [r["params"]["PolicyName"] for r in planned] == [TARGET_POLICY_NAME, WAKE_POLICY_NAME]
+
+
+def _group_shape(group: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in group.items() if k not in ("EnabledMetrics", "CreatedTime")}
+
+
+def test_uninstall_leaves_the_group_as_it_was(aws: dict[str, str], recorded: list[Any]) -> None:
+    before = _group(aws)
+    _install()
+    recorded.clear()
+
+    out = StringIO()
+    call_command("install_scaling_policy", "--uninstall", stdout=out)
+
+    after = _group(aws)
+    assert _policies(aws) == {}
+    assert _alarms(aws) == []
+    assert _group_shape(after) == _group_shape(before)  # tags, sizes, everything else
+    disable = [p for _, op, p in recorded if op == "DisableMetricsCollection"]
+    assert disable == [{"AutoScalingGroupName": ASG, "Metrics": ["GroupInServiceInstances"]}]
+    # moto has no DisableMetricsCollection: the command says so instead of pretending.
+    assert (
+        "Warning: GroupInServiceInstances collection stays enabled on academy-video-worker-asg: "
+        "this endpoint does not implement DisableMetricsCollection."
+    ) in out.getvalue().splitlines()
+
+
+def test_uninstall_removes_only_what_the_command_installed(aws: dict[str, str]) -> None:
+    autoscaling = _autoscaling(aws)
+    autoscaling.enable_metrics_collection(
+        AutoScalingGroupName=ASG, Metrics=["GroupInServiceInstances"], Granularity="1Minute"
+    )
+    autoscaling.put_scaling_policy(
+        AutoScalingGroupName=ASG,
+        PolicyName="someone-elses-cpu-policy",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingConfiguration={
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"},
+            "TargetValue": 60.0,
+        },
+    )
+    installed = _install()
+    assert installed["items"][0]["note"] == (
+        "enabled outside this command; --uninstall leaves it enabled"
+    )
+
+    result = _install("--uninstall")
+
+    assert _actions(result) == {
+        "wake-alarm": "removed",
+        "target-tracking-policy": "removed",
+        "wake-policy": "removed",
+        "metrics-collection": "kept",
+    }
+    assert list(_policies(aws)) == ["someone-elses-cpu-policy"]
+    assert _group(aws)["EnabledMetrics"] == [
+        {"Metric": "GroupInServiceInstances", "Granularity": "1Minute"}
+    ]
+    assert "DisableMetricsCollection" not in json.dumps(result["requests"])
+
+
+def test_recorded_requests_never_carry_a_cooldown(aws: dict[str, str], recorded: list[Any]) -> None:
+    _install()
+    _install("--mode", "total", "--warmup", "0")
+    _install("--acceptable-wait", "300", "--processing-time", "45")
+    _install("--uninstall")
+
+    puts = [params for _, op, params in recorded if op == "PutScalingPolicy"]
+    assert {p["PolicyType"] for p in puts} == {"TargetTrackingScaling", "StepScaling"}
+    for params in puts:
+        assert not set(COOLDOWN_KEYS) & set(params), params
+        text = json.dumps(params)
+        assert all(key not in text for key in COOLDOWN_KEYS), params
+
+
+# Bad input --------------------------------------------------------------------------
+
+BAD_ARGUMENTS = [
+    (["--target-value", "0"], "--target-value must be a finite number above 0, got '0'."),
+    (["--target-value", "-2"], "--target-value must be a finite number above 0, got '-2'."),
+    (["--target-value", "nan"], "--target-value must be a finite number above 0, got 'nan'."),
+    (["--target-value", "inf"], "--target-value must be a finite number above 0, got 'inf'."),
+    (["--target-value", "lots"], "--target-value must be a number, got 'lots'."),
+    (
+        ["--warmup", "3601"],
+        "--warmup must be a whole number of seconds from 0 to 3600, got '3601'.",
+    ),
+    (["--warmup", "-1"], "--warmup must be a whole number of seconds from 0 to 3600, got '-1'."),
+    (["--warmup", "1.5"], "--warmup must be a whole number of seconds from 0 to 3600, got '1.5'."),
+    (["--mode", "sum"], "--mode must be 'per-instance' or 'total', got 'sum'."),
+    (
+        ["--acceptable-wait", "600"],
+        "--acceptable-wait needs --processing-time (target = acceptable wait / processing time).",
+    ),
+    (
+        ["--processing-time", "60"],
+        "--processing-time needs --acceptable-wait (target = acceptable wait / processing time).",
+    ),
+    (
+        ["--target-value", "3", "--acceptable-wait", "600", "--processing-time", "60"],
+        "Give either --target-value or --acceptable-wait with --processing-time, not both.",
+    ),
+    (
+        ["--acceptable-wait", "0", "--processing-time", "60"],
+        "--acceptable-wait must be a finite number above 0, got '0'.",
+    ),
+    (
+        ["--acceptable-wait", "600", "--processing-time", "0"],
+        "--processing-time must be a finite number above 0, got '0'.",
+    ),
+    (
+        ["--acceptable-wait", "1e-300", "--processing-time", "1e300"],
+        "--acceptable-wait / --processing-time gives 0.0, which is not a finite number above 0.",
+    ),
+    (
+        ["--mode", "total", "--acceptable-wait", "600", "--processing-time", "60"],
+        "--acceptable-wait and --processing-time derive a per-instance target; "
+        "--mode total takes --target-value.",
+    ),
+    (["--asg-name", ""], "--asg-name must be 1 to 255 characters."),
+    (["--asg-name", "x" * 256], "--asg-name must be 1 to 255 characters."),
+    (
+        ["--asg-name", "no-such-asg"],
+        "Auto Scaling group 'no-such-asg' does not exist in region ap-northeast-2.",
+    ),
+    (
+        ["--uninstall", "--target-value", "3"],
+        "--uninstall takes no --target-value: it removes what was installed.",
+    ),
+    (["--bogus"], "unrecognized arguments: --bogus."),
+    (["--warmup"], "argument --warmup: expected one argument."),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_ARGUMENTS)
+def test_bad_argument_gives_its_own_error_and_writes_nothing(
+    aws: dict[str, str], recorded: list[Any], argv: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError) as raised:
+        call_command("install_scaling_policy", *argv, stdout=StringIO())
+
+    assert str(raised.value) == message
+    assert [op for _, op, _ in recorded if not op.startswith("Describe")] == []
+    assert _policies(aws) == {}
+
+
+def test_every_bad_argument_has_a_message_of_its_own() -> None:
+    messages = [message for _, message in BAD_ARGUMENTS]
+    kinds = {m.replace(m[m.find("got ") :], "") if "got " in m else m for m in messages}
+    assert len(kinds) >= 14
+
+
+def _manage(aws: dict[str, str] | None, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environ.update(env)
+    if aws is not None:
+        environ.update(
+            AWS_ENDPOINT_URL=aws["endpoint"],
+            AWS_REGION=aws["region"],
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+        )
+    return subprocess.run(
+        [sys.executable, "manage.py", "install_scaling_policy", *argv],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [BAD_ARGUMENTS[0], BAD_ARGUMENTS[5], BAD_ARGUMENTS[8], BAD_ARGUMENTS[18], BAD_ARGUMENTS[20]],
+)
+def test_bad_argument_from_the_shell_is_one_line_and_non_zero(
+    aws: dict[str, str], argv: list[str], message: str
+) -> None:
+    done = _manage(aws, *argv)
+
+    assert done.returncode != 0
+    assert done.stderr == f"CommandError: {message}\n"
+    assert done.stdout == ""
+
+
+def test_missing_credentials_is_one_line_and_non_zero(aws: dict[str, str], tmp_path: Path) -> None:
+    done = _manage(
+        None,
+        AWS_ENDPOINT_URL=aws["endpoint"],
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "CommandError: No AWS credentials found: set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an instance role.\n"
+    )
+    assert _policies(aws) == {}
+
+
+def test_unreachable_aws_is_one_line_and_non_zero() -> None:
+    done = _manage(
+        None,
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "CommandError: AWS call DescribeAutoScalingGroups failed: Could not connect to the "
+        'endpoint URL: "http://127.0.0.1:9/".\n'
+    )
