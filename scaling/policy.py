@@ -450,7 +450,7 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str) -> list[F
         if not prefix and key in _READ_ONLY_KEYS:
             continue
         if key not in new:
-            if not _empty(old[key]):
+            if not _empty(old[key]) and not _same(old[key], _API_DEFAULTS.get(path)):
                 changes.append(FieldChange(path, old[key], None))
             continue
         before = old.get(key, _API_DEFAULTS.get(path))

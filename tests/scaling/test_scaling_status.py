@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import OperationalError
+
+from scaling.services import backlog_tick
+from scaling.status import aim_estimate
+from tests.factories import videos_create
+
+pytestmark = pytest.mark.django_db
+ASG = "academy-video-worker-asg"
+
+
+def _status(*args: str) -> str:
+    out = StringIO()
+    call_command("scaling_status", *args, stdout=out)
+    return out.getvalue()
+
+
+def _db_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(**kwargs: Any) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("scaling.status.video_backlog_get", refuse)
+    monkeypatch.setattr("scaling.status.publications_recent", refuse)
+
+
+def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:
+    videos_create(UPLOADED=5, PROCESSING=2)
+    slot = backlog_tick(now=datetime.now(UTC) - timedelta(seconds=1)).slot_start.isoformat()
+    call_command("install_scaling_policy", "--target-value", "3", stdout=StringIO())
+
+    lines = _status().splitlines()
+
+    assert lines[0] == f"Group {ASG} (ap-northeast-2)"
+    assert lines[1].startswith("Backlog in the database now: 7 (uploaded 5, processing 2; ")
+    assert lines[2:4] == ["Last publications:", f"  {slot} published 7 (db)"]
+    assert lines[4] == (f"Latest published value 7 (slot {slot}) agrees with the database now (7).")
+    assert lines[5:] == [
+        "Capacity: min 0, max 10, desired 0, in service 0; group metrics: GroupInServiceInstances.",
+        "Policies:",
+        "  academy-backlog-target-tracking: TargetTrackingScaling; per-instance: m1 / m2, "
+        "target 3; warmup 60 s",
+        "  academy-backlog-wake-from-zero: StepScaling; warmup 60 s",
+        "Alarms:",
+        f"  {ASG}-backlog-wake-from-zero: OK",
+        "Target tracking aims for about 3 instances (ceil(backlog 7 / target 3), within min 0 "
+        "and max 10; backlog from the database now).",
+    ]
+
+
+def test_status_json_says_when_the_database_moved_on(aws: dict[str, str]) -> None:
+    videos_create(UPLOADED=1)
+    backlog_tick()
+    videos_create(UPLOADED=3)
+
+    data = json.loads(_status("--json"))
+
+    assert data["agreement"]["data"]["agrees"] is False
+    assert (data["agreement"]["data"]["published"], data["agreement"]["data"]["database_now"]) == (
+        1,
+        4,
+    )
+    assert data["policies"] == {"ok": True, "data": [], "error": ""}
+    assert data["aim"]["ok"] is False
+
+
+def test_status_with_the_database_down_says_so_per_part(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call_command("install_scaling_policy", stdout=StringIO())
+    _db_down(monkeypatch)
+
+    lines = _status().splitlines()
+
+    assert lines[1:4] == [
+        "Backlog in the database: unavailable (OperationalError: connection refused).",
+        "Last publications: unavailable (OperationalError: connection refused).",
+        "Published versus database: not compared (needs the database).",
+    ]
+    assert lines[-1] == (
+        "Target tracking aim: unknown (no backlog known: database down, nothing published)."
+    )
+
+
+def test_status_with_aws_down_says_so_per_part(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    down = 'unavailable (EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:9/").'
+
+    lines = _status().splitlines()
+
+    assert lines[1] == "Backlog in the database now: 0 (uploaded 0, processing 0)."
+    assert lines[-4:] == [
+        f"Capacity: {down}",
+        f"Policies: {down}",
+        f"Alarms: {down}",
+        "Target tracking aim: unknown (needs the group and its policies).",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "backlog", "in_service", "expected"),
+    [
+        ("per-instance", 0, 0, 0),
+        ("per-instance", 7, 0, 3),
+        ("per-instance", 9, 5, 3),
+        ("per-instance", 100, 1, 10),  # capped at max
+        ("total", 9, 2, 6),  # the raw count keeps multiplying the current fleet
+        ("total", 0, 4, 1),  # held at min
+    ],
+)
+def test_aim_estimate(mode: str, backlog: int, in_service: int, expected: int) -> None:
+    estimate = aim_estimate(
+        mode=mode,
+        target=3.0,
+        backlog=backlog,
+        in_service=in_service,
+        min_size=1 if mode == "total" else 0,
+        max_size=10,
+    )
+    assert estimate["instances"] == expected
