@@ -10,12 +10,14 @@ boundaries: one dispatch per slot, carrying its slot and expiring at its end.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import schedules
-from django.db import DatabaseError, InterfaceError
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import DatabaseError, InterfaceError, close_old_connections, connection, transaction
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from scaling.conf import scaling_settings
@@ -24,9 +26,16 @@ from scaling.services import PUBLISH_TASK_NAME, slot_start_get
 
 logger = logging.getLogger("scaling.beat")
 
-DB_CALL_TIMEOUT_SECONDS = 3.0
+DB_CALL_TIMEOUT_SECONDS = 2.0
 # Dispatch this far into a slot: clocks of beat and worker hosts may differ a little.
 SLOT_OFFSET_SECONDS = 0.5
+
+
+def _database_unavailable(what: str, exc: BaseException) -> None:
+    text = " ".join(str(exc).split())[:300]
+    logger.warning("Beat %s: database unavailable (%s: %s)", what, type(exc).__name__, text)
+    with contextlib.suppress(Exception):
+        connection.close()
 
 
 class SlotAlignedEntry(ModelEntry):
@@ -61,23 +70,46 @@ class ResilientDatabaseScheduler(DatabaseScheduler):
         except (DatabaseError, InterfaceError, DeadlineExceeded) as exc:
             if self._schedule is None:
                 raise
-            logger.warning("Beat keeps its last schedule: database unavailable (%s)", exc)
+            _database_unavailable("keeps its last schedule", exc)
             return self._schedule
 
     def schedule_changed(self) -> bool:
+        # The parent's version, with a deadline and a one-line warning instead
+        # of a traceback every few seconds while the database is down.
         try:
             with deadline(DB_CALL_TIMEOUT_SECONDS, "the database"):
-                return bool(super().schedule_changed())
-        except DeadlineExceeded as exc:
-            logger.warning("Beat skipped a schedule check: %s", exc)
+                close_old_connections()
+                with contextlib.suppress(transaction.TransactionManagementError):
+                    transaction.commit()  # see the parent: REPEATABLE-READ hides changes
+                last: Any = getattr(self, "_last_timestamp", None)
+                ts: Any = self.Changes.last_change()
+        except (DatabaseError, InterfaceError, DeadlineExceeded) as exc:
+            _database_unavailable("skipped a schedule check", exc)
             return False
+        try:
+            return bool(ts and ts > (last or ts))
+        finally:
+            self._last_timestamp = ts
 
     def sync(self) -> None:
+        # Run times are written when the database answers; until then they stay dirty.
+        failed: set[str] = set()
         try:
             with deadline(DB_CALL_TIMEOUT_SECONDS, "the database"):
-                super().sync()
-        except DeadlineExceeded as exc:
-            logger.warning("Beat will write run times later: %s", exc)
+                close_old_connections()
+                while self._dirty:
+                    name = self._dirty.pop()
+                    try:
+                        self._schedule[name].save()
+                    except (KeyError, TypeError, ObjectDoesNotExist):
+                        failed.add(name)
+                    except (DatabaseError, InterfaceError, DeadlineExceeded):
+                        failed.add(name)
+                        raise
+        except (DatabaseError, InterfaceError, DeadlineExceeded) as exc:
+            _database_unavailable("will write run times later", exc)
+        finally:
+            self._dirty |= failed
 
     def apply_async(
         self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any
