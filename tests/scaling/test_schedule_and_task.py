@@ -51,7 +51,10 @@ def test_schedule_ensure_repairs_an_edited_entry(settings: Any) -> None:
 
 def test_task_is_named_and_limited_below_the_interval() -> None:
     assert publish_backlog_metric.name == "scaling.tasks.publish_backlog_metric"
-    assert publish_backlog_metric.soft_time_limit < publish_backlog_metric.time_limit <= 60
+    soft, hard = publish_backlog_metric.soft_time_limit, publish_backlog_metric.time_limit
+    assert soft is not None
+    assert hard is not None
+    assert soft < hard <= 60
     assert publish_backlog_metric.max_retries == 0
 
 
@@ -81,8 +84,8 @@ class _Model:
 def _entry(last_run_at: datetime | None) -> SlotAlignedEntry:
     entry = SlotAlignedEntry.__new__(SlotAlignedEntry)
     entry.task = PUBLISH_TASK_NAME
-    entry.model = _Model()  # type: ignore[assignment]
-    entry.last_run_at = last_run_at  # type: ignore[assignment]
+    entry.model = _Model()
+    entry.last_run_at = last_run_at
     return entry
 
 
