@@ -53,14 +53,25 @@ AwsCallObserver = Callable[[str, str, str, Mapping[str, Any], int], None]
 aws_call_observers: list[AwsCallObserver] = []
 
 
+# Clients are thread-safe and costly to build (a new session reads the service
+# models from disk): the publisher keeps one per (service, config, endpoint)
+# for the life of the process instead of building one every tick.
+_clients: dict[tuple[str, int, str, str | None, str], Any] = {}
+
+
 def _client(service: str, config: Config, *, role: AwsRole) -> Any:
     conf = scaling_settings()
+    key = (service, id(config), conf.region, conf.endpoint_url, role)
+    if not aws_call_observers and key in _clients:
+        return _clients[key]
     kwargs: dict[str, Any] = {"region_name": conf.region, "config": config}
     if conf.endpoint_url:
         kwargs["endpoint_url"] = conf.endpoint_url
     client = boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]
     if aws_call_observers:
         _calls_observe(client, role)
+    else:
+        _clients[key] = client
     return client
 
 

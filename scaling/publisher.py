@@ -65,9 +65,13 @@ def metric_publish(
         nonlocal attempts
         attempts += 1
 
-    client.meta.events.register("before-send.cloudwatch.PutMetricData", _count)
+    event = "before-send.cloudwatch.PutMetricData"
+    client.meta.events.register(event, _count)
     try:
         client.put_metric_data(Namespace=spec.namespace, MetricData=datums)  # type: ignore[arg-type]
     except (BotoCoreError, ClientError) as exc:
         raise MetricPublishError(exc, attempts) from exc
+    finally:
+        # The client is shared across ticks: leave no handler behind.
+        client.meta.events.unregister(event, _count)
     return attempts
