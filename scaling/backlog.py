@@ -8,7 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.db import DatabaseError, connection
 
 from scaling.aws import sqs_client
-from scaling.deadline import DeadlineExceeded, deadline
+from scaling.deadline import DeadlineExceeded, deadline, deadline_cause
 from video.selectors import Backlog, video_backlog_get
 
 
@@ -27,19 +27,23 @@ def backlog_measure_db(*, timeout_seconds: float) -> Backlog:
         raise BacklogUnavailable(error_one_line(exc)) from exc
 
 
-def backlog_measure_sqs(*, queue_url: str) -> int:
+def backlog_measure_sqs(*, queue_url: str, timeout_seconds: float = 0) -> int:
     if not queue_url:
         raise BacklogUnavailable("no SCALING_SQS_QUEUE_URL configured")
     try:
-        response = sqs_client().get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )
+        with deadline(timeout_seconds, "SQS"):
+            response = sqs_client().get_queue_attributes(
+                QueueUrl=queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )
         attributes = response["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
-    except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
+    except (BotoCoreError, ClientError, KeyError, ValueError, DeadlineExceeded) as exc:
         raise BacklogUnavailable(error_one_line(exc)) from exc
 
 
@@ -53,5 +57,6 @@ def connection_drop() -> None:
 
 
 def error_one_line(exc: BaseException) -> str:
+    exc = deadline_cause(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]

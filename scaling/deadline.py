@@ -12,12 +12,22 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
 
 class DeadlineExceeded(Exception):
     pass
+
+
+def deadline_cause(exc: BaseException) -> BaseException:
+    """The DeadlineExceeded inside a library's wrapper exception, or the exception itself."""
+    kwargs = getattr(exc, "kwargs", None)
+    inner = kwargs.get("error") if isinstance(kwargs, dict) else None
+    if isinstance(inner, DeadlineExceeded):
+        return inner
+    return exc
 
 
 @contextlib.contextmanager
@@ -29,12 +39,18 @@ def deadline(seconds: float, what: str) -> Iterator[None]:
     def _expire(signum: int, frame: FrameType | None) -> None:
         raise DeadlineExceeded(f"{what} did not answer within {seconds:g} s")
 
+    started = time.monotonic()
     previous_handler = signal.signal(signal.SIGALRM, _expire)
-    previous_timer = signal.setitimer(signal.ITIMER_REAL, seconds)
+    # It keeps firing every 0.1 s after the deadline: a library that catches the
+    # first exception and retries (botocore wraps it in HTTPClientError) is
+    # interrupted again at once instead of running on unbounded.
+    previous_left, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous_handler)
-        if previous_timer[0] > 0:
-            signal.setitimer(signal.ITIMER_REAL, *previous_timer)
+        if previous_left > 0:
+            # An outer timer keeps its own end: take off what this block used.
+            left = previous_left - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scaling.aws import cloudwatch_client
+from scaling.deadline import DeadlineExceeded, deadline, deadline_cause
 from scaling.metric_spec import MetricSpec
 
 
@@ -44,7 +45,8 @@ def metric_datums_build(
 class MetricPublishError(Exception):
     """PutMetricData failed after botocore's bounded retries."""
 
-    def __init__(self, cause: BotoCoreError | ClientError, attempts: int) -> None:
+    def __init__(self, cause: BaseException, attempts: int) -> None:
+        cause = deadline_cause(cause)
         self.cause = cause
         self.attempts = attempts
         text = " ".join(str(cause).split())
@@ -52,7 +54,12 @@ class MetricPublishError(Exception):
 
 
 def metric_publish(
-    *, spec: MetricSpec, timestamp: datetime, backlog: int, oldest_age_seconds: float | None
+    *,
+    spec: MetricSpec,
+    timestamp: datetime,
+    backlog: int,
+    oldest_age_seconds: float | None,
+    timeout_seconds: float = 0,
 ) -> int:
     """Publish the datums; return how many HTTP attempts it took."""
     datums = metric_datums_build(
@@ -68,8 +75,9 @@ def metric_publish(
     event = "before-send.cloudwatch.PutMetricData"
     client.meta.events.register(event, _count)
     try:
-        client.put_metric_data(Namespace=spec.namespace, MetricData=datums)  # type: ignore[arg-type]
-    except (BotoCoreError, ClientError) as exc:
+        with deadline(timeout_seconds, "CloudWatch"):
+            client.put_metric_data(Namespace=spec.namespace, MetricData=datums)  # type: ignore[arg-type]
+    except (BotoCoreError, ClientError, DeadlineExceeded) as exc:
         raise MetricPublishError(exc, attempts) from exc
     finally:
         # The client is shared across ticks: leave no handler behind.

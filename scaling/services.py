@@ -41,6 +41,16 @@ def db_timeout_seconds(interval: int) -> float:
     return min(3.0, interval * 0.25)
 
 
+def record_timeout_seconds(interval: int) -> float:
+    return min(2.0, interval * 0.15)
+
+
+def tick_budget_seconds(interval: int) -> float:
+    """How long measuring and publishing may take, so that the whole tick,
+    audit record included, ends before the task's soft time limit (interval - 2)."""
+    return interval - 2 - record_timeout_seconds(interval) - 0.5
+
+
 @dataclass
 class TickResult:
     slot_start: datetime
@@ -111,10 +121,21 @@ def backlog_tick(
                 audit="none",
             )
 
+    # Every step below gets what is left of the budget, never more: the tick
+    # ends inside its slot whatever hangs.
+    budget_end = started + tick_budget_seconds(conf.interval)
+    if slot_start is not None:
+        slot_end = (slot + timedelta(seconds=conf.interval) - now).total_seconds()
+        budget_end = min(budget_end, started + slot_end - record_timeout_seconds(conf.interval))
+
+    def left(cap: float | None = None) -> float:
+        remaining = max(0.05, budget_end - time.monotonic())
+        return remaining if cap is None else min(cap, remaining)
+
     errors: list[str] = []
     result = TickResult(slot_start=slot, published=False, value=None, source=None, status="")
     try:
-        backlog = backlog_measure_db(timeout_seconds=db_timeout_seconds(conf.interval))
+        backlog = backlog_measure_db(timeout_seconds=left(db_timeout_seconds(conf.interval)))
         result.value = backlog.total
         result.source = PublicationSource.DB
         result.uploaded = backlog.uploaded
@@ -123,7 +144,7 @@ def backlog_tick(
     except BacklogUnavailable as exc:
         errors.append(f"database: {exc}")
         try:
-            result.value = backlog_measure_sqs(queue_url=conf.sqs_queue_url)
+            result.value = backlog_measure_sqs(queue_url=conf.sqs_queue_url, timeout_seconds=left())
             result.source = PublicationSource.SQS
         except BacklogUnavailable as sqs_exc:
             errors.append(f"sqs: {sqs_exc}")
@@ -146,6 +167,7 @@ def backlog_tick(
             timestamp=slot,
             backlog=result.value,
             oldest_age_seconds=result.oldest_waiting_seconds,
+            timeout_seconds=left(),
         )
     except MetricPublishError as exc:
         errors.append(f"cloudwatch: {exc}"[:1000])
@@ -157,6 +179,29 @@ def backlog_tick(
     result.status = PublicationStatus.PUBLISHED
     result.error = "; ".join(errors)  # e.g. why the database was skipped for SQS
     return _finish(result, conf=conf, started=started, dry_run=dry_run)
+
+
+def tick_timeout_record(*, slot_start: datetime) -> None:
+    """Spool a failed record for a tick the soft time limit stopped (no database call:
+    there is no time left for one). A record already written for the slot wins."""
+    conf = scaling_settings()
+    result = TickResult(
+        slot_start=slot_start,
+        published=False,
+        value=None,
+        source=None,
+        status=PublicationStatus.FAILED,
+        error="the tick ran out of time in its slot (soft time limit)",
+        duration_ms=float((conf.interval - 2) * 1000),
+    )
+    record = _audit_record(result, conf=conf)
+    record["spooled"] = True
+    state_store_get().spool_push(record)
+    logger.warning(
+        "BacklogCount metric NOT published | slot=%s reason=%s",
+        slot_start.isoformat(),
+        result.error,
+    )
 
 
 def _slot_key(conf: ScalingSettings, slot: datetime) -> str:
@@ -196,7 +241,7 @@ def _finish(
     try:
         if not db_up:
             raise DatabaseError("database was unavailable for this tick")
-        with deadline(db_timeout_seconds(conf.interval), "the database"):
+        with deadline(record_timeout_seconds(conf.interval), "the database"):
             result.spool_drained = store.spool_drain(publication_record_write, SPOOL_DRAIN_LIMIT)
             publication_record_write(record)
             publication_prune(retention_days=conf.retention_days)

@@ -4,9 +4,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from scaling.conf import scaling_settings
-from scaling.services import PUBLISH_TASK_NAME, backlog_tick
+from scaling.services import (
+    PUBLISH_TASK_NAME,
+    backlog_tick,
+    slot_start_get,
+    tick_timeout_record,
+)
 
 _INTERVAL = scaling_settings().interval
 
@@ -23,4 +29,10 @@ _INTERVAL = scaling_settings().interval
 )
 def publish_backlog_metric(slot_start: float | None = None) -> dict[str, Any]:
     slot = datetime.fromtimestamp(slot_start, tz=UTC) if slot_start is not None else None
-    return backlog_tick(slot_start=slot).as_json()
+    try:
+        return backlog_tick(slot_start=slot).as_json()
+    except SoftTimeLimitExceeded:
+        # The tick's own budget should end it first; this is the last resort.
+        slot = slot or slot_start_get(at=datetime.now(UTC), interval=_INTERVAL)
+        tick_timeout_record(slot_start=slot)
+        return {"published": False, "status": "failed", "slot_start": slot.isoformat()}

@@ -150,15 +150,18 @@ def test_worker_down_for_five_slots_publishes_no_burst(stack: Stack, aws: dict[s
     assert "expired" in stack.log("worker").lower() or len(points) <= 3
 
 
+@pytest.mark.parametrize("fault", ["refuse", "hang"])
 def test_aws_down_for_a_slot_is_retried_recorded_and_the_next_slot_publishes(
-    stack: Stack, aws: dict[str, str], aws_proxy: TcpProxy
+    stack: Stack, aws: dict[str, str], aws_proxy: TcpProxy, fault: str
 ) -> None:
     videos_create(UPLOADED=4)
     stack.env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{aws_proxy.port}"
     down_slot = slot_boundary_wait(INTERVAL, offset=0.5)
-    aws_proxy.set_mode("refuse")
+    aws_proxy.set_mode(fault)  # type: ignore[arg-type]
 
+    started = time.monotonic()
     failed = stack.manage("publish_backlog", "--json")
+    elapsed = time.monotonic() - started
 
     aws_proxy.set_mode("pass")
     next_slot = slot_boundary_wait(INTERVAL, offset=0.5)
@@ -167,8 +170,13 @@ def test_aws_down_for_a_slot_is_retried_recorded_and_the_next_slot_publishes(
     assert failed.returncode == 1
     first = json_last_line(failed.stdout)
     assert first["status"] == "failed"
-    assert first["error"].startswith("cloudwatch: EndpointConnectionError")
-    assert first["error"].endswith("(3 attempts)")  # botocore's bounded retries ran
+    if fault == "refuse":
+        assert first["error"].startswith("cloudwatch: EndpointConnectionError")
+        assert first["error"].endswith("(3 attempts)")  # botocore's bounded retries ran
+    else:
+        assert first["error"].startswith("cloudwatch: DeadlineExceeded: CloudWatch did not answer")
+    assert first["duration_ms"] < (INTERVAL - 2) * 1000, "the tick outlived its budget"
+    assert elapsed < INTERVAL, f"the command took {elapsed:.1f} s"
     assert published.returncode == 0, published.stderr
     assert [(t, m) for t, m, _ in datapoints(aws, since=down_slot)] == [(next_slot, 4.0)]
     rows = _published_rows(down_slot)
