@@ -34,5 +34,12 @@ BENCH_ROWS ?= 1000000
 bench-query: $(STAMP)
 	$(BIN)/python -m bench.backlog_query --rows $(BENCH_ROWS)
 
+# Every benchmark, one table (bench/run_all.py): the backlog query at 10k/1M/10M videos
+# with and without the index, one tick in-app versus the old HTTP path, and the Celery
+# worker's memory and CPU over 100 ticks. PostgreSQL and Redis (db 12) on loopback;
+# about 5 minutes, most of it the 10M-row fill. Not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
+
 clean:
 	rm -rf $(VENV) var
