@@ -43,3 +43,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+# The real stack under seeded faults for SOAK_MINUTES (default 10); prints one table.
+# Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379.
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m bench.soak

@@ -72,7 +72,8 @@ def moto_server(host: str = "127.0.0.1", port: int | None = None) -> Iterator[st
             process.kill()
 
 
-def _client(service: str, endpoint_url: str, region: str) -> Any:
+def local_client(service: str, endpoint_url: str, region: str = LOCAL_REGION) -> Any:
+    """A boto3 client for the local endpoint, with its fixed test credentials."""
     return boto3.session.Session(
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -92,10 +93,10 @@ def local_aws_bootstrap(
     desired: int = 0,
 ) -> dict[str, str]:
     """Create the SQS queue and the Auto Scaling group (idempotent); return the queue URL."""
-    sqs = _client("sqs", endpoint_url, region)
+    sqs = local_client("sqs", endpoint_url, region)
     queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
-    ec2 = _client("ec2", endpoint_url, region)
-    autoscaling = _client("autoscaling", endpoint_url, region)
+    ec2 = local_client("ec2", endpoint_url, region)
+    autoscaling = local_client("autoscaling", endpoint_url, region)
     template_name = f"{asg_name}-template"
     with contextlib.suppress(ec2.exceptions.ClientError):
         ec2.create_launch_template(
