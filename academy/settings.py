@@ -3,6 +3,7 @@
 With no environment at all the project runs on embedded defaults (an SQLite
 file and a filesystem Celery transport under ``var/``). Production sets
 ``DEBUG=false`` and must then provide ``SECRET_KEY`` and ``ALLOWED_HOSTS``.
+The parsing rules are in ``academy/envparse.py``, each refusal one sentence.
 Values that need more than parsing (the scaling settings) are kept as given
 and validated by the ``scaling`` system checks, so a bad value is reported as
 a sentence at start-up rather than as a traceback here.
@@ -16,40 +17,38 @@ from pathlib import Path
 import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from kombu.transport import TRANSPORT_ALIASES
+
+from academy import envparse
 
 django_stubs_ext.monkeypatch()  # lets ModelAdmin[Video] etc. be subscripted at run time
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("ACADEMY_VAR_DIR", BASE_DIR / "var"))
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+VAR_DIR = Path(os.environ.get("ACADEMY_VAR_DIR") or BASE_DIR / "var")
 
 
 def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: set it to true or false.")
+    return envparse.env_bool_parse(name, os.environ.get(name), default=default)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+def _env_int(name: str, default: int, minimum: int) -> int:
+    return envparse.env_int_parse(name, os.environ.get(name), default=default, minimum=minimum)
 
 
 def _env_list(name: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    return envparse.env_list_parse(os.environ.get(name))
+
+
+def _directory_make(path: Path, *, setting: str, fix: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"{setting}: directory {str(path)!r} cannot be made ({exc.strerror}): {fix}."
+        ) from None
+
+
+_VAR_DIR_FIX = "set ACADEMY_VAR_DIR to a directory this user can write"
 
 
 DEBUG = _env_bool("DEBUG", True)
@@ -115,7 +114,8 @@ TEMPLATES = [
 
 # Database. A short connect timeout matters: the publisher falls back to SQS
 # when the database is down, and it has to find out within its slot.
-DATABASE_CONNECT_TIMEOUT = _env_int("DATABASE_CONNECT_TIMEOUT", 3)
+# 0 would mean "wait forever" to libpq, so 1 is the least accepted.
+DATABASE_CONNECT_TIMEOUT = _env_int("DATABASE_CONNECT_TIMEOUT", 3, minimum=1)
 _database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'academy.sqlite3'}"
 try:
     _database = dj_database_url.parse(_database_url, conn_max_age=0)
@@ -129,7 +129,14 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
     _database["OPTIONS"].setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
     _database["OPTIONS"].setdefault("options", "-c statement_timeout=5000")
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
-    Path(str(_database["NAME"])).parent.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("DATABASE_URL"):
+        _directory_make(
+            Path(str(_database["NAME"])).parent,
+            setting="DATABASE_URL",
+            fix="set DATABASE_URL to a file in a directory this user can write",
+        )
+    else:
+        _directory_make(VAR_DIR, setting="ACADEMY_VAR_DIR", fix=_VAR_DIR_FIX)
     _database.setdefault("OPTIONS", {})
     _database["OPTIONS"].setdefault("timeout", 5)
 DATABASES = {"default": _database}
@@ -151,7 +158,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or VAR_DIR / "static")
 
 # Security: on by default when DEBUG is off; TLS ends at the proxy in front.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -159,18 +166,20 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/internal/"]
 
 # Celery. With no broker configured, a filesystem transport under var/ lets a
 # worker and beat talk across processes without any server.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = envparse.broker_url_parse(
+    os.environ.get("CELERY_BROKER_URL"), transports=frozenset(TRANSPORT_ALIASES)
+)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "celery-queue"
-    (_queue_dir / "processed").mkdir(parents=True, exist_ok=True)
+    _directory_make(_queue_dir / "processed", setting="ACADEMY_VAR_DIR", fix=_VAR_DIR_FIX)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
@@ -205,10 +214,11 @@ SCALING_STATE_URL = os.environ.get("SCALING_STATE_URL") or (
 )
 
 # AWS. boto3 reads AWS_ENDPOINT_URL and credentials from the environment itself.
-AWS_REGION = (
-    os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "ap-northeast-2"
+AWS_REGION = envparse.aws_region_parse(
+    "AWS_REGION" if os.environ.get("AWS_REGION") else "AWS_DEFAULT_REGION",
+    os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "ap-northeast-2",
 )
-AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
+AWS_ENDPOINT_URL = envparse.aws_endpoint_parse(os.environ.get("AWS_ENDPOINT_URL"))
 
 # Scaling: kept as strings here, parsed and checked by scaling.conf / checks.
 SCALING_NAMESPACE = os.environ.get("SCALING_NAMESPACE", "Academy/VideoProcessing")
@@ -220,15 +230,12 @@ SCALING_PUBLISH_INTERVAL_SECONDS = os.environ.get("SCALING_PUBLISH_INTERVAL_SECO
 SCALING_AUDIT_RETENTION_DAYS = os.environ.get("SCALING_AUDIT_RETENTION_DAYS", "30")
 
 # Internal API keys, comma-separated for rotation. The old name is still read.
-INTERNAL_API_KEYS = [
-    key.strip()
-    for key in (
-        os.environ.get("INTERNAL_API_KEY") or os.environ.get("LAMBDA_INTERNAL_API_KEY") or ""
-    ).split(",")
-    if key.strip()
-]
+INTERNAL_API_KEYS = envparse.internal_keys_parse(
+    "INTERNAL_API_KEY" if os.environ.get("INTERNAL_API_KEY") else "LAMBDA_INTERNAL_API_KEY",
+    os.environ.get("INTERNAL_API_KEY") or os.environ.get("LAMBDA_INTERNAL_API_KEY"),
+)
 
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = envparse.log_level_parse(os.environ.get("LOG_LEVEL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
