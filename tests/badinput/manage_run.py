@@ -21,20 +21,24 @@ PRODUCTION_ENV = {
 }
 
 
-def manage_run(
-    argv: list[str], env: dict[str, str], tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
-    # Nothing that settings read leaks in from the developer's or CI's environment.
+def env_clean(tmp_path: Path) -> dict[str, str]:
+    """This process's environment without anything settings read (the developer's or CI's)."""
     clean = {
         key: value
         for key, value in os.environ.items()
         if key not in settings_env_names() and key != "DJANGO_SETTINGS_MODULE"
     }
     clean["ACADEMY_VAR_DIR"] = str(tmp_path / "var")
+    return clean
+
+
+def manage_run(
+    argv: list[str], env: dict[str, str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", *argv],
         cwd=BASE_DIR,
-        env={**clean, **env},
+        env={**env_clean(tmp_path), **env},
         capture_output=True,
         text=True,
         timeout=60,
