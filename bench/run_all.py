@@ -104,7 +104,8 @@ def table_lines(
         scans = r["plans"][0] if r["plans"][0] == r["plans"][1] else " / ".join(r["plans"])
         note = scans
         if not r["indexed"] and r["rows"] in indexed_ms:
-            note += f"; {r['median_ms'] / indexed_ms[r['rows']]:,.0f}x the indexed median"
+            ratio = r["median_ms"] / indexed_ms[r["rows"]]
+            note += f"; {ratio:,.{1 if ratio < 10 else 0}f}x the indexed median"
         lines.append(
             f"| backlog query ({runs} runs) | {case} "
             f"| median {r['median_ms']:.3f} ms, p95 {r['p95_ms']:.3f} ms | {note} |"
