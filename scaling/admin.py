@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.utils.safestring import mark_safe
 from scaling.charts import ChartSlot, publication_chart_svg
 from scaling.models import MetricPublication
 from scaling.selectors import publications_recent
+from scaling.status import InstalledPolicy, installed_policy_get
 
 CHART_WINDOW = timedelta(hours=24)
 # A day of the shortest interval (10 s), and a little room.
@@ -92,5 +94,38 @@ class MetricPublicationAdmin(admin.ModelAdmin[MetricPublication]):
         ]
         # The markup is built by our own code from numbers and escaped labels.
         chart = mark_safe(publication_chart_svg(slots=slots, start=start, end=end))  # noqa: S308
-        context = {**(extra_context or {}), "publication_chart": chart}
+        policy = installed_policy_get()
+        if isinstance(policy, InstalledPolicy):
+            latest = next((p for p in slots if p.value is not None), None)
+            policy_line = (
+                f"Installed policy: {policy.mode}, target {policy.target:g}, "
+                f"group min {policy.min_size} max {policy.max_size}"
+            )
+            if latest is not None:
+                policy_line += (
+                    f"; for the latest value ({latest.value}) target tracking aims for "
+                    f"about {policy.aim(latest.value or 0)} instances"
+                )
+        else:
+            policy_line = policy
+        context = {
+            **(extra_context or {}),
+            "publication_chart": chart,
+            "policy_line": policy_line,
+        }
         return super().changelist_view(request, extra_context=context)
+
+    def get_list_display(
+        self, request: HttpRequest
+    ) -> list[str | Callable[[MetricPublication], str | bool]]:
+        policy = installed_policy_get()
+        columns: list[str | Callable[[MetricPublication], str | bool]] = list(self.list_display)
+        if not isinstance(policy, InstalledPolicy):
+            return columns
+
+        @admin.display(description="policy aims for")
+        def aims_for(obj: MetricPublication) -> str:
+            return "-" if obj.value is None else f"{policy.aim(obj.value)} instances"
+
+        columns.insert(columns.index("source") + 1, aims_for)
+        return columns

@@ -40,6 +40,12 @@ ADMIN_CONFIG = Config(
     read_timeout=10,
     retries={"mode": "standard", "total_max_attempts": 3},
 )
+# A web page waits for no outage: one short attempt, then the page says so.
+PAGE_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"mode": "standard", "total_max_attempts": 1},
+)
 
 
 # Who makes the call: each role has its own least-privilege document in deploy/iam/<role>.json.
@@ -126,8 +132,8 @@ def sqs_client(*, for_command: bool = False) -> SQSClient:
     return _client("sqs", ADMIN_CONFIG if for_command else FALLBACK_CONFIG, role="publisher")
 
 
-def autoscaling_client(*, role: AwsRole = "installer") -> AutoScalingClient:
-    return _client("autoscaling", ADMIN_CONFIG, role=role)
+def autoscaling_client(*, role: AwsRole = "installer", for_page: bool = False) -> AutoScalingClient:
+    return _client("autoscaling", PAGE_CONFIG if for_page else ADMIN_CONFIG, role=role)
 
 
 def ssm_client() -> Any:

@@ -9,16 +9,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
+from django.core.cache import cache
 from django.db import DatabaseError
 
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
 from scaling.policy import TARGET_POLICY_NAME, wake_alarm_name
 from scaling.selectors import publications_recent
+from scaling.simulator import capacity_aim
 from video.selectors import video_backlog_get
 
 T = TypeVar("T")
@@ -175,6 +177,60 @@ class ScalingStatus:
                 )
             },
         }
+
+
+@dataclass(frozen=True)
+class InstalledPolicy:
+    mode: str
+    target: float
+    min_size: int
+    max_size: int
+
+    def aim(self, backlog: int) -> int:
+        return capacity_aim(
+            backlog=backlog,
+            target=self.target,
+            mode=self.mode,
+            min_size=self.min_size,
+            max_size=self.max_size,
+        )
+
+
+INSTALLED_POLICY_CACHE_SECONDS = 60
+
+
+def installed_policy_get(*, asg_name: str | None = None) -> InstalledPolicy | str:
+    """The installed target tracking policy and the group's bounds, or why they are unknown.
+
+    For pages: one short AWS attempt, remembered for a minute (answer or error),
+    so an admin page never waits on AWS more than once a minute.
+    """
+    name = asg_name or scaling_settings().asg_name
+    key = f"scaling:installed-policy:{name}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cast("InstalledPolicy | str", cached)
+    result: InstalledPolicy | str
+    try:
+        autoscaling = autoscaling_client(role="status", for_page=True)
+        group = _group_read(autoscaling, name)
+        ours = next(
+            (p for p in _policies_read(autoscaling, name) if p["name"] == TARGET_POLICY_NAME),
+            None,
+        )
+        if ours is None or not ours["target_value"] or ours["mode"] is None:
+            result = f"no {TARGET_POLICY_NAME} policy on {name}"
+        else:
+            result = InstalledPolicy(
+                mode=ours["mode"],
+                target=float(ours["target_value"]),
+                min_size=group["min"],
+                max_size=group["max"],
+            )
+    except (*_AWS_ERRORS, LookupError) as exc:
+        result = f"policy unknown ({_one_line(exc)})"
+    cache.set(key, result, INSTALLED_POLICY_CACHE_SECONDS)
+    return result
 
 
 def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:

@@ -21,6 +21,11 @@ from academy.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server
 
 REQUIRE_SERVICES = os.environ.get("ACADEMY_REQUIRE_SERVICES") == "1"
 
+# Without credentials boto3 would ask the EC2 instance metadata service, an
+# address off this machine. Tests (and the processes they start, which inherit
+# the environment) stay on loopback.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 
 def service_missing(reason: str) -> None:
     if REQUIRE_SERVICES:
@@ -69,6 +74,16 @@ def moto_endpoint() -> Iterator[str]:
     """A real local AWS endpoint (moto's server) on a free loopback port."""
     with moto_server() as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def _cache_cleared() -> Iterator[None]:
+    """Nothing a test caches (an installed policy read from AWS, say) leaks into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

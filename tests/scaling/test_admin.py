@@ -197,3 +197,36 @@ def test_video_admin_shows_counts_by_status(admin_client: Client) -> None:
     html = response.content.decode()
     for label, n in (("Uploaded", 3), ("Processing", 2), ("Ready", 4), ("Failed", 0)):
         assert f'<span data-status="{label}">{n}</span>' in html
+
+
+def test_change_list_shows_what_the_installed_policy_aims_for(
+    admin_client: Client, aws: dict[str, str]
+) -> None:
+    from django.core.management import call_command
+
+    call_command("install_scaling_policy", "--target-value", "3", stdout=None)
+    _publications(3)  # values 0, 1, 2; the newest is 2
+
+    response = admin_client.get(LIST_URL)
+
+    html = response.content.decode()
+    assert (
+        '<p id="policy-aim" style="margin:0 0 1em 0">Installed policy: per-instance, '
+        "target 3, group min 0 max 10; for the latest value (2) target tracking aims for "
+        "about 1 instances</p>"
+    ) in html
+    assert "Policy aims for" in html
+    assert html.count(">1 instances<") == 2  # values 1 and 2
+    assert html.count(">0 instances<") == 1  # value 0
+
+
+def test_change_list_says_why_the_policy_is_unknown(admin_client: Client, settings: Any) -> None:
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens there
+    _publications(2)
+
+    response = admin_client.get(LIST_URL)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<p id="policy-aim" style="margin:0 0 1em 0">policy unknown (' in html
+    assert "Policy aims for" not in html
