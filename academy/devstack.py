@@ -25,9 +25,22 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def _aws_configured() -> bool:
+    """An endpoint, or credentials from the environment or a profile file.
+
+    The EC2 metadata service is not asked: `make run` is for a workstation, and
+    the question would leave the machine (production uses systemd, deploy/).
+    """
     if os.environ.get("AWS_ENDPOINT_URL"):
         return True
-    return boto3.session.Session().get_credentials() is not None
+    previous = os.environ.get("AWS_EC2_METADATA_DISABLED")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    try:
+        return boto3.session.Session().get_credentials() is not None
+    finally:
+        if previous is None:
+            del os.environ["AWS_EC2_METADATA_DISABLED"]
+        else:
+            os.environ["AWS_EC2_METADATA_DISABLED"] = previous
 
 
 def _run(args: list[str], env: dict[str, str]) -> None:
