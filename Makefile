@@ -4,17 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest soak bench bench-query clean
+.PHONY: run status test lint typecheck pytest soak bench bench-query clean
 
-$(STAMP): pyproject.toml
+RUN_STAMP := $(VENV)/.installed-run
+
+$(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 2; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-run: $(STAMP)
+# The tools and test dependencies (a superset of what `make run` needs).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP) $(RUN_STAMP)
+
+# `make run` installs only what running needs, so a fresh clone is up sooner.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[local]'
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/python -m academy.devstack
+
+# scaling_status against what `make run` started (its endpoint, queue and key).
+status: $(RUN_STAMP)
+	@test -f var/devstack.env || { echo "error: var/devstack.env not found: start the stack with make run first"; exit 2; }
+	set -a; . ./var/devstack.env; set +a; $(BIN)/python manage.py scaling_status
 
 test: $(STAMP) lint typecheck pytest
 

@@ -47,6 +47,25 @@ def _run(args: list[str], env: dict[str, str]) -> None:
     subprocess.run([sys.executable, *args], cwd=BASE_DIR, env=env, check=True)
 
 
+ENV_FILE = BASE_DIR / "var" / "devstack.env"
+# What a second shell needs to reach the same stack (`make status` reads it).
+_SHARED_NAMES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    *LOCAL_CREDENTIALS,
+    "SCALING_SQS_QUEUE_URL",
+    "SCALING_PUBLISH_INTERVAL_SECONDS",
+    "INTERNAL_API_KEY",
+)
+
+
+def _env_file_write(env: dict[str, str]) -> None:
+    ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{name}={env[name]}" for name in _SHARED_NAMES if env.get(name)]
+    ENV_FILE.write_text("\n".join(lines) + "\n")
+    ENV_FILE.chmod(0o600)
+
+
 def _admin_ensure(env: dict[str, str]) -> None:
     """A local login for the admin, created once; its password is kept under var/."""
     password_file = BASE_DIR / "var" / "admin-password.txt"
@@ -93,6 +112,7 @@ def main() -> int:
     env.setdefault("INTERNAL_API_KEY", "local-" + secrets.token_hex(8))
     env.setdefault("PYTHONUNBUFFERED", "1")
 
+    _env_file_write(env)
     _run(["manage.py", "migrate", "--no-input", "-v", "0"], env)
     _admin_ensure(env)
     commands = [
@@ -115,7 +135,7 @@ def main() -> int:
     ]
     for command in commands:
         children.append(subprocess.Popen(command, cwd=BASE_DIR, env=env))
-    print("Admin: http://127.0.0.1:8000/admin/  status: .venv/bin/python manage.py scaling_status")
+    print("Admin: http://127.0.0.1:8000/admin/   In another shell: make status")
     stopping = False
 
     def _stop(signum: int, frame: object) -> None:
