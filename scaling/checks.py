@@ -31,6 +31,10 @@ def internal_api_key_check(app_configs: Any = None, **kwargs: Any) -> list[Check
     ]
 
 
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0] + "://" if "://" in url else url[:8] + "..."
+
+
 def _settings_errors() -> list[CheckMessage]:
     conf = scaling_settings()
     errors: list[CheckMessage] = []
@@ -115,7 +119,9 @@ def _settings_errors() -> list[CheckMessage]:
     if not conf.state_url.startswith(("redis://", "rediss://", "file://")):
         errors.append(
             Error(
-                f"SCALING_STATE_URL {conf.state_url!r} is neither redis:// nor file://.",
+                # The scheme only: the rest of a URL may hold a password.
+                f"SCALING_STATE_URL starts with {_scheme(conf.state_url)!r}, "
+                "neither redis:// nor file://.",
                 hint="Set SCALING_STATE_URL to a Redis URL (production) or file:///some/dir.",
                 id="scaling.E007",
             )

@@ -216,7 +216,7 @@ TABLE: dict[str, Row] = {
         1,
         _scaling_error(
             "scaling.E007",
-            "SCALING_STATE_URL 'http://127.0.0.1:6379/0' is neither redis:// nor file://.",
+            "SCALING_STATE_URL starts with 'http://', neither redis:// nor file://.",
             "Set SCALING_STATE_URL to a Redis URL (production) or file:///some/dir.",
         ),
     ),

@@ -107,7 +107,7 @@ def test_defaults_pass() -> None:
         pytest.param(
             {"SCALING_STATE_URL": "memcached://127.0.0.1:11211"},
             ("scaling.E007",
-             "SCALING_STATE_URL 'memcached://127.0.0.1:11211' is neither redis:// nor file://.",
+             "SCALING_STATE_URL starts with 'memcached://', neither redis:// nor file://.",
              "Set SCALING_STATE_URL to a Redis URL (production) or file:///some/dir."),
             id="E007-unknown-scheme",
         ),

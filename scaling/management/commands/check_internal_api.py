@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 
 from scaling.conf import internal_api_keys
 from scaling.internal_auth import HEADER_NAME
+from scaling.management.base import OneLineErrorCommand
 from video.selectors import video_backlog_get
 
 ENDPOINT_PATH = "/api/v1/internal/video/backlog-count/"
@@ -114,7 +116,7 @@ def _check(url: str, *, key: str, timeout: float) -> Answer:
     return Answer(url, status, value, after, agrees, error)
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = (
         "Call the internal backlog endpoint at each base URL with the configured key and "
         "compare each answer with the database count now. Exit 1 when any URL disagrees "
@@ -137,7 +139,7 @@ class Command(BaseCommand):
                 urls.append(endpoint_url(given))
             except ValueError as exc:
                 raise CommandError(f"{given!r} is not a usable URL: {exc}.") from exc
-        if options["timeout"] <= 0:
+        if not math.isfinite(options["timeout"]) or options["timeout"] <= 0:
             raise CommandError("--timeout must be a positive number of seconds.")
         keys = internal_api_keys()
         if not keys:

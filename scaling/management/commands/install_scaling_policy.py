@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from scaling.management.base import OneLineErrorCommand
 from scaling.policy import (
     MAX_WARMUP_SECONDS,
     PolicyError,
@@ -19,23 +20,11 @@ _VERB = {"created": "create", "updated": "update", "removed": "remove"}
 _INSTALL_ONLY = ("mode", "target_value", "acceptable_wait", "processing_time", "warmup")
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = (
         "Install (or align) the video workers' scaling policy: target tracking on backlog per "
         "in-service instance, plus a wake-from-zero alarm. Idempotent; --uninstall removes it."
     )
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-
-        def error(message: str) -> NoReturn:
-            # One line, no usage block: the same shape as every other error of this command.
-            if parser.called_from_command_line:
-                parser.exit(2, f"CommandError: {message}.\n")
-            raise CommandError(f"{message}.", returncode=2)
-
-        parser.error = error  # type: ignore[method-assign]
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         # Numbers arrive as text and are checked in scaling.policy, so that each bad

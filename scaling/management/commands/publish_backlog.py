@@ -3,12 +3,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from scaling.management.base import OneLineErrorCommand
 from scaling.services import backlog_tick
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = (
         "Run one publishing tick now (the same code path as the Celery task). "
         "Exit 0 when a value was published or this slot already was; 1 when nothing could be."

@@ -3,12 +3,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from scaling.management.base import OneLineErrorCommand
+from scaling.policy import PolicyError, asg_name_parse
 from scaling.status import ScalingStatus, scaling_status_get
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = (
         "Show the backlog now, the last publications, the installed policies, the group's "
         "capacity and what target tracking aims for. A part that cannot be read says so in "
@@ -20,7 +22,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        status = scaling_status_get(asg_name=options["asg_name"])
+        asg_name = options["asg_name"]
+        if asg_name is not None:
+            try:
+                asg_name = asg_name_parse(asg_name)
+            except PolicyError as exc:
+                raise CommandError(str(exc)) from exc
+        status = scaling_status_get(asg_name=asg_name)
         if options["json"]:
             self.stdout.write(json.dumps(status.as_json(), sort_keys=True))
             return
