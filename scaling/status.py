@@ -6,7 +6,6 @@ turns that part into one sentence and leaves the others standing.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -133,19 +132,28 @@ def _alarms_read(cloudwatch: Any, names: list[str]) -> list[dict[str, Any]]:
 def aim_estimate(
     *, mode: str | None, target: float, backlog: int, in_service: int, min_size: int, max_size: int
 ) -> dict[str, Any]:
-    """Roughly where target tracking settles for this backlog (its proportional rule)."""
+    """Where target tracking settles for this backlog: the simulator's rule, with its reason."""
     if mode == "total":
-        # The raw count does not fall as instances are added: capacity * metric / target,
-        # again every evaluation while the backlog stays above the target.
-        raw = math.ceil(max(in_service, 1) * backlog / target) if backlog else 0
-        rule = f"ceil({max(in_service, 1)} x backlog {backlog} / target {target:g})"
+        instances = capacity_aim(
+            backlog=backlog, target=target, mode="total", min_size=min_size, max_size=max_size
+        )
+        if backlog > target:
+            rule = (
+                f"raw backlog {backlog} stays above target {target:g} however many run, so each "
+                f"evaluation multiplies the {in_service} in service"
+            )
+        else:
+            rule = f"raw backlog {backlog} at or below target {target:g}"
     else:
-        raw = math.ceil(backlog / target) if backlog else 0
+        instances = capacity_aim(
+            backlog=backlog,
+            target=target,
+            mode="per-instance",
+            min_size=min_size,
+            max_size=max_size,
+        )
         rule = f"ceil(backlog {backlog} / target {target:g})"
-    return {
-        "instances": min(max(raw, min_size), max_size),
-        "rule": f"{rule}, within min {min_size} and max {max_size}",
-    }
+    return {"instances": instances, "rule": f"{rule}, within min {min_size} and max {max_size}"}
 
 
 @dataclass

@@ -115,7 +115,7 @@ def test_status_with_aws_down_says_so_per_part(
         ("per-instance", 7, 0, 3),
         ("per-instance", 9, 5, 3),
         ("per-instance", 100, 1, 10),  # capped at max
-        ("total", 9, 2, 6),  # the raw count keeps multiplying the current fleet
+        ("total", 9, 2, 10),  # the raw count keeps multiplying the fleet, up to max
         ("total", 0, 4, 1),  # held at min
     ],
 )
