@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_sqs import SQSClient
 
-# connect 1 s + read 2 s, at most 3 attempts with standard (jittered) backoff:
-# worst case about 3 * 3 s plus a second of backoff for one call.
+# connect 1 s + read 2 s, one attempt: PutMetricData is not idempotent, so
+# scaling.publisher retries it itself, only where nothing can have been stored.
 PUBLISH_CONFIG = Config(
     connect_timeout=1,
     read_timeout=2,
-    retries={"mode": "standard", "total_max_attempts": 3},
+    retries={"mode": "standard", "total_max_attempts": 1},
 )
 # The fallback read gets a single retry: it only runs when the database already cost time.
 FALLBACK_CONFIG = Config(

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import math
+import random
+import time
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from scaling.aws import cloudwatch_client
 from scaling.deadline import DeadlineExceeded, deadline, deadline_cause
@@ -43,14 +51,45 @@ def metric_datums_build(
 
 
 class MetricPublishError(Exception):
-    """PutMetricData failed after botocore's bounded retries."""
+    """PutMetricData failed after its bounded retries."""
 
     def __init__(self, cause: BaseException, attempts: int) -> None:
         cause = deadline_cause(cause)
         self.cause = cause
         self.attempts = attempts
         text = " ".join(str(cause).split())
+        if isinstance(cause, ReadTimeoutError | DeadlineExceeded):
+            # The request went out; whether CloudWatch stored it is unknown.
+            text += "; sent but unanswered, so not retried (CloudWatch may hold it)"
         super().__init__(f"{type(cause).__name__}: {text} ({attempts} attempts)")
+
+
+PUBLISH_ATTEMPTS = 3
+# Retried only when CloudWatch cannot have stored the datapoint: the connection
+# never opened, or CloudWatch refused the call. A read timeout is NOT retried:
+# the first request may have been stored, and a retry would publish the slot
+# twice. A missing datapoint is safe for target tracking; a duplicate is not ours to make.
+_NOT_STORED = (EndpointConnectionError, ConnectTimeoutError)
+_RETRYABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalServiceError",
+    }
+)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, _NOT_STORED):
+        return True
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error.get("Code") in _RETRYABLE_CODES or status == 503
+    return False
 
 
 def metric_publish(
@@ -61,25 +100,23 @@ def metric_publish(
     oldest_age_seconds: float | None,
     timeout_seconds: float = 0,
 ) -> int:
-    """Publish the datums; return how many HTTP attempts it took."""
+    """Publish the datums; return how many attempts it took."""
     datums = metric_datums_build(
         spec=spec, timestamp=timestamp, backlog=backlog, oldest_age_seconds=oldest_age_seconds
     )
     client = cloudwatch_client()
     attempts = 0
-
-    def _count(**kwargs: Any) -> None:
-        nonlocal attempts
-        attempts += 1
-
-    event = "before-send.cloudwatch.PutMetricData"
-    client.meta.events.register(event, _count)
     try:
         with deadline(timeout_seconds, "CloudWatch"):
-            client.put_metric_data(Namespace=spec.namespace, MetricData=datums)  # type: ignore[arg-type]
+            while True:
+                attempts += 1
+                try:
+                    client.put_metric_data(Namespace=spec.namespace, MetricData=datums)  # type: ignore[arg-type]
+                    return attempts
+                except (BotoCoreError, ClientError) as exc:
+                    if attempts >= PUBLISH_ATTEMPTS or not _retryable(exc):
+                        raise
+                # Full jitter, as botocore's standard mode: 0..0.2 s, then 0..0.4 s.
+                time.sleep(random.uniform(0, 0.2 * 2 ** (attempts - 1)))
     except (BotoCoreError, ClientError, DeadlineExceeded) as exc:
         raise MetricPublishError(exc, attempts) from exc
-    finally:
-        # The client is shared across ticks: leave no handler behind.
-        client.meta.events.unregister(event, _count)
-    return attempts

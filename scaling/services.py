@@ -45,10 +45,20 @@ def record_timeout_seconds(interval: int) -> float:
     return min(2.0, interval * 0.15)
 
 
+SOFT_LIMIT_MARGIN = 2  # the task's soft time limit is interval - 2 s
+SPOOL_RESERVE_SECONDS = 1.5  # a spool push: Redis with short timeouts, else a local file
+
+
 def tick_budget_seconds(interval: int) -> float:
-    """How long measuring and publishing may take, so that the whole tick,
-    audit record included, ends before the task's soft time limit (interval - 2)."""
-    return interval - 2 - record_timeout_seconds(interval) - 0.5
+    """How long measuring and publishing may take, so that the whole tick, audit
+    record or spool push included, ends before the task's soft time limit."""
+    return (
+        interval
+        - SOFT_LIMIT_MARGIN
+        - record_timeout_seconds(interval)
+        - SPOOL_RESERVE_SECONDS
+        - 0.5
+    )
 
 
 @dataclass
@@ -192,11 +202,12 @@ def tick_timeout_record(*, slot_start: datetime) -> None:
         source=None,
         status=PublicationStatus.FAILED,
         error="the tick ran out of time in its slot (soft time limit)",
-        duration_ms=float((conf.interval - 2) * 1000),
+        duration_ms=float((conf.interval - SOFT_LIMIT_MARGIN) * 1000),
     )
     record = _audit_record(result, conf=conf)
     record["spooled"] = True
-    state_store_get().spool_push(record)
+    # Under a second to the hard limit: a local file, no network.
+    state_store_get().spool_push_local(record)
     logger.warning(
         "BacklogCount metric NOT published | slot=%s reason=%s",
         slot_start.isoformat(),
@@ -236,15 +247,14 @@ def _finish(
         result.audit = "none"
         return result
     record = _audit_record(result, conf=conf)
-    db_up = result.source == PublicationSource.DB
     store = state_store_get()
+    record_by = time.monotonic() + record_timeout_seconds(conf.interval)
     try:
-        if not db_up:
+        if result.source != PublicationSource.DB:
             raise DatabaseError("database was unavailable for this tick")
+        # This tick's own row first: draining older rows is optional work.
         with deadline(record_timeout_seconds(conf.interval), "the database"):
-            result.spool_drained = store.spool_drain(publication_record_write, SPOOL_DRAIN_LIMIT)
             publication_record_write(record)
-            publication_prune(retention_days=conf.retention_days)
         result.audit = "recorded"
     except (DatabaseError, DeadlineExceeded) as exc:
         connection_drop()
@@ -253,6 +263,16 @@ def _finish(
         store.spool_push(record)
         result.audit = "spooled"
         logger.info("Audit record spooled | slot=%s reason=%s", record["slot_start"], exc)
+        return result
+    try:
+        # Whatever time is left: each spooled row is removed only after it is
+        # written, so a drain cut short loses nothing and repeats nothing.
+        with deadline(max(0.05, record_by - time.monotonic()), "the database"):
+            result.spool_drained = store.spool_drain(publication_record_write, SPOOL_DRAIN_LIMIT)
+            publication_prune(retention_days=conf.retention_days)
+    except (DatabaseError, DeadlineExceeded) as exc:
+        connection_drop()
+        logger.info("Spool drain cut short | slot=%s reason=%s", record["slot_start"], exc)
     return result
 
 

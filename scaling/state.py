@@ -35,6 +35,8 @@ class StateStore(Protocol):
 
     def spool_push(self, record: dict[str, Any]) -> None: ...
 
+    def spool_push_local(self, record: dict[str, Any]) -> None: ...
+
     def spool_drain(self, write: Callable[[dict[str, Any]], None], limit: int) -> int: ...
 
     def spool_size(self) -> int: ...
@@ -77,6 +79,9 @@ class FileStateStore:
         tmp.write_text(json.dumps(record))
         tmp.rename(self.spool / name)  # atomic: a reader never sees half a record
 
+    def spool_push_local(self, record: dict[str, Any]) -> None:
+        self.spool_push(record)
+
     def _spooled(self) -> Iterator[Path]:
         if not self.spool.exists():
             return iter(())
@@ -98,7 +103,8 @@ class FileStateStore:
 
 class RedisStateStore:
     def __init__(self, url: str, fallback: FileStateStore) -> None:
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        # Short timeouts: a slow Redis must cost a tick a second, not its slot.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.7)
         self.fallback = fallback
 
     def slot_claim(self, slot_key: str, ttl_seconds: int) -> bool:
@@ -112,6 +118,9 @@ class RedisStateStore:
             self.client.rpush(SPOOL_KEY, json.dumps(record))
         except redis.RedisError:
             self.fallback.spool_push(record)
+
+    def spool_push_local(self, record: dict[str, Any]) -> None:
+        self.fallback.spool_push(record)
 
     def spool_drain(self, write: Callable[[dict[str, Any]], None], limit: int) -> int:
         written = self.fallback.spool_drain(write, limit)

@@ -9,6 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from scaling.conf import scaling_settings
 from scaling.services import (
     PUBLISH_TASK_NAME,
+    SOFT_LIMIT_MARGIN,
     backlog_tick,
     slot_start_get,
     tick_timeout_record,
@@ -21,7 +22,7 @@ _INTERVAL = scaling_settings().interval
     name=PUBLISH_TASK_NAME,
     ignore_result=True,
     # Below the interval, so a tick never runs into the next slot.
-    soft_time_limit=_INTERVAL - 2,
+    soft_time_limit=_INTERVAL - SOFT_LIMIT_MARGIN,
     time_limit=_INTERVAL - 1,
     # Transient AWS errors are retried inside the tick by botocore (standard
     # mode, bounded); a task-level retry would publish outside the slot.

@@ -150,7 +150,7 @@ def test_worker_down_for_five_slots_publishes_no_burst(stack: Stack, aws: dict[s
     assert "expired" in stack.log("worker").lower() or len(points) <= 3
 
 
-@pytest.mark.parametrize("fault", ["refuse", "hang"])
+@pytest.mark.parametrize("fault", ["refuse", "hang", "slow"])
 def test_aws_down_for_a_slot_is_retried_recorded_and_the_next_slot_publishes(
     stack: Stack, aws: dict[str, str], aws_proxy: TcpProxy, fault: str
 ) -> None:
@@ -172,13 +172,20 @@ def test_aws_down_for_a_slot_is_retried_recorded_and_the_next_slot_publishes(
     assert first["status"] == "failed"
     if fault == "refuse":
         assert first["error"].startswith("cloudwatch: EndpointConnectionError")
-        assert first["error"].endswith("(3 attempts)")  # botocore's bounded retries ran
+        assert first["error"].endswith("(3 attempts)")  # nothing sent: retried, bounded
     else:
-        assert first["error"].startswith("cloudwatch: DeadlineExceeded: CloudWatch did not answer")
+        # Sent and not answered in time: not retried, so never stored twice.
+        assert first["error"].startswith("cloudwatch: ReadTimeoutError")
+        assert first["error"].endswith("not retried (CloudWatch may hold it) (1 attempts)")
     assert first["duration_ms"] < (INTERVAL - 2) * 1000, "the tick outlived its budget"
     assert elapsed < INTERVAL, f"the command took {elapsed:.1f} s"
     assert published.returncode == 0, published.stderr
-    assert [(t, m) for t, m, _ in datapoints(aws, since=down_slot)] == [(next_slot, 4.0)]
+    points = datapoints(aws, since=down_slot)
+    if fault == "slow":
+        # The slow request did arrive: once, never twice.
+        assert [(t, m, n) for t, m, n in points] == [(down_slot, 4.0, 1.0), (next_slot, 4.0, 1.0)]
+    else:
+        assert [(t, m) for t, m, _ in points] == [(next_slot, 4.0)]
     rows = _published_rows(down_slot)
     assert [(r.slot_start, r.status, r.value) for r in rows] == [
         (down_slot, "failed", 4),
