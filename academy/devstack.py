@@ -19,6 +19,7 @@ from pathlib import Path
 
 import boto3
 
+from academy.celery import beat_argv, worker_argv
 from academy.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server_start
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -117,21 +118,8 @@ def main() -> int:
     _admin_ensure(env)
     commands = [
         [sys.executable, "manage.py", "runserver", "127.0.0.1:8000", "--noreload"],
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "academy",
-            "worker",
-            "-l",
-            "INFO",
-            "--concurrency",
-            "1",
-            "-n",
-            "devstack-worker@%h",
-        ],
-        [sys.executable, "-m", "celery", "-A", "academy", "beat", "-l", "INFO", "--pidfile="],
+        [sys.executable, *worker_argv("devstack-worker")],
+        [sys.executable, *beat_argv()],
     ]
     for command in commands:
         children.append(subprocess.Popen(command, cwd=BASE_DIR, env=env))

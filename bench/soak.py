@@ -35,6 +35,7 @@ import psycopg
 import redis
 from psycopg import sql
 
+from academy.celery import beat_argv, worker_argv
 from academy.localaws import (
     LOCAL_CREDENTIALS,
     local_aws_bootstrap,
@@ -314,29 +315,8 @@ def _soak(
             ],
             direct_env,
         )
-        processes.start(
-            "worker",
-            [
-                "-m",
-                "celery",
-                "-A",
-                "academy",
-                "worker",
-                "-l",
-                "INFO",
-                "--concurrency",
-                "1",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            faulty_env,
-        )
-        processes.start(
-            "beat",
-            ["-m", "celery", "-A", "academy", "beat", "-l", "INFO", "--pidfile="],
-            faulty_env,
-        )
+        processes.start("worker", worker_argv("soak-worker"), faulty_env)
+        processes.start("beat", beat_argv(), faulty_env)
         port_wait("127.0.0.1", web_port)
         _first_publication_wait(timeout=6 * INTERVAL)
 

@@ -20,9 +20,9 @@ from deploy.ssm.envfile import (
     EnvFileError,
     env_parse,
     prefix_normalise,
-    redact,
     region_resolve,
     ssm_client_build,
+    ssm_error_line,
     ssm_values_get,
 )
 
@@ -103,13 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     except EnvFileError as exc:
         print(f"error: {exc}.", file=sys.stderr)
         return 1
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        message = redact(str(error.get("Message", "")), secrets)
-        print(f"error: SSM refused: {error.get('Code', 'error')}: {message}", file=sys.stderr)
-        return 1
-    except BotoCoreError as exc:
-        print(f"error: cannot reach SSM: {redact(str(exc), secrets)}", file=sys.stderr)
+    except (BotoCoreError, ClientError) as exc:
+        print(ssm_error_line(exc, secrets), file=sys.stderr)
         return 1
 
 

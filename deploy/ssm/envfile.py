@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from scaling.aws import ADMIN_CONFIG
 
@@ -139,3 +140,12 @@ def ssm_values_get(client: SSMClient, *, prefix: str) -> dict[str, tuple[str, st
             name = parameter["Name"][len(prefix) :]
             found[name] = (parameter.get("Value", ""), parameter.get("Type", ""))
     return found
+
+
+def ssm_error_line(exc: BotoCoreError | ClientError, secrets: Iterable[str]) -> str:
+    """One line for an SSM failure, with every secret value blanked out."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        message = redact(str(error.get("Message", "")), secrets)
+        return f"error: SSM refused: {error.get('Code', 'error')}: {message}"
+    return f"error: cannot reach SSM: {redact(str(exc), secrets)}"

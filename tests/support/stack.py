@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 from django.db import connection
 
+from academy.celery import beat_argv, worker_argv
 from academy.localaws import LOCAL_CREDENTIALS
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -59,28 +60,10 @@ class Stack:
         )
 
     def worker_start(self, name: str = "worker") -> None:
-        self._spawn(
-            name,
-            [
-                "-m",
-                "celery",
-                "-A",
-                "academy",
-                "worker",
-                "-l",
-                "INFO",
-                "--concurrency",
-                "1",
-                "-n",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-        )
+        self._spawn(name, worker_argv(name))
 
     def beat_start(self, name: str = "beat") -> None:
-        self._spawn(name, ["-m", "celery", "-A", "academy", "beat", "-l", "INFO", "--pidfile="])
+        self._spawn(name, beat_argv())
 
     def stop(self, name: str) -> None:
         process = self.processes.pop(name)
