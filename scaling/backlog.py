@@ -8,7 +8,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.db import DatabaseError, connection
 
 from scaling.aws import sqs_client
-from scaling.deadline import DeadlineExceeded, deadline, deadline_cause
+from scaling.deadline import DeadlineExceeded, deadline
+from scaling.errors import error_one_line
 from video.selectors import Backlog, video_backlog_get
 
 
@@ -54,9 +55,3 @@ def connection_drop() -> None:
         return
     with contextlib.suppress(Exception):
         connection.close()
-
-
-def error_one_line(exc: BaseException) -> str:
-    exc = deadline_cause(exc)
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:500]

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from django.http import HttpRequest
 
+from academy.envparse import INTERNAL_KEY_MAX_LENGTH
 from scaling.conf import internal_api_keys
 
 logger = logging.getLogger("scaling.internal_api")
@@ -23,7 +24,7 @@ HEADER_NAME = "X-Internal-Key"
 _META_NAME = "HTTP_X_INTERNAL_KEY"
 # Far above any real key, far below the proxies' header limits: a longer value
 # is refused before comparing, which tells a caller only that it is too long.
-MAX_KEY_LENGTH = 512
+MAX_KEY_LENGTH = INTERNAL_KEY_MAX_LENGTH  # one limit, shared with the settings check
 
 
 class KeyRefusal(StrEnum):

@@ -31,6 +31,7 @@ from botocore.parsers import ResponseParserError
 
 from scaling.aws import autoscaling_client, aws_credentials_present, cloudwatch_client
 from scaling.conf import scaling_settings
+from scaling.errors import error_text
 from scaling.metric_spec import MetricSpec, metric_spec_get
 
 Mode = Literal["per-instance", "total"]
@@ -531,8 +532,7 @@ class PolicyRun:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:400]
+    return error_text(exc)[:400]
 
 
 def _aws(operation: str, call: Callable[[], Any]) -> Any:

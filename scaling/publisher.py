@@ -18,6 +18,7 @@ from botocore.exceptions import (
 
 from scaling.aws import cloudwatch_client
 from scaling.deadline import DeadlineExceeded, deadline, deadline_cause
+from scaling.errors import error_text
 from scaling.metric_spec import MetricSpec
 
 
@@ -57,7 +58,7 @@ class MetricPublishError(Exception):
         cause = deadline_cause(cause)
         self.cause = cause
         self.attempts = attempts
-        text = " ".join(str(cause).split())
+        text = error_text(cause)
         if isinstance(cause, ReadTimeoutError | DeadlineExceeded):
             # The request went out; whether CloudWatch stored it is unknown.
             text += "; sent but unanswered, so not retried (CloudWatch may hold it)"

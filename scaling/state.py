@@ -142,9 +142,19 @@ class RedisStateStore:
         return size
 
 
+# One store per process and configuration: a tick asks twice (claim, then
+# record), and a Redis client with its connection pool is not worth building twice.
+_stores: dict[tuple[str, str], StateStore] = {}
+
+
 def state_store_get() -> StateStore:
     url = scaling_settings().state_url
-    local = FileStateStore(Path(settings.VAR_DIR) / "scaling-spool")
-    if url.startswith("file://"):
-        return FileStateStore(Path(urlparse(url).path))
-    return RedisStateStore(url, fallback=local)
+    var_dir = str(settings.VAR_DIR)
+    store = _stores.get((url, var_dir))
+    if store is None:
+        if url.startswith("file://"):
+            store = FileStateStore(Path(urlparse(url).path))
+        else:
+            store = RedisStateStore(url, fallback=FileStateStore(Path(var_dir) / "scaling-spool"))
+        _stores[(url, var_dir)] = store
+    return store

@@ -17,6 +17,7 @@ from django.db import DatabaseError
 
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
+from scaling.errors import error_one_line
 from scaling.policy import TARGET_POLICY_NAME, wake_alarm_name
 from scaling.selectors import publications_recent
 from scaling.simulator import capacity_aim
@@ -37,8 +38,7 @@ class Part:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
+    return error_one_line(exc, limit=300)
 
 
 def _part(read: Callable[[], T], *, errors: tuple[type[BaseException], ...]) -> Part:
