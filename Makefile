@@ -24,7 +24,7 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	touch $(RUN_STAMP)
 
 run: $(RUN_STAMP)
-	$(BIN)/python -m academy.devstack
+	$(BIN)/python -m devstack
 
 # scaling_status against what `make run` started (its endpoint, queue and key).
 status: $(RUN_STAMP)

@@ -23,7 +23,7 @@ LOG_LEVELS = frozenset(logging.getLevelNamesMapping())
 # botocore's own rule for a region name; a value it would refuse at the first call
 # is refused at start-up instead.
 REGION_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")
-# The longest key the internal endpoint compares (scaling.internal_auth.MAX_KEY_LENGTH,
+# The longest key the internal endpoint compares (scaling.audit.internal_auth.MAX_KEY_LENGTH,
 # in UTF-8 bytes):
 # a longer configured key could never be presented, so it is refused here.
 INTERNAL_KEY_MAX_LENGTH = 512

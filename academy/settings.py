@@ -203,7 +203,7 @@ CELERY_TASK_TIME_LIMIT = 55
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = False
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "scaling.beat:ResilientDatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "scaling.publishing.beat:ResilientDatabaseScheduler"
 
 # State the publisher needs while the database is down (slot claims, the audit
 # spool). Redis in production; a directory under var/ on embedded defaults.

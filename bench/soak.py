@@ -36,7 +36,8 @@ import redis
 from psycopg import sql
 
 from academy.celery import beat_argv, worker_argv
-from academy.localaws import (
+from devstack.faultproxy import Mode, TcpProxy
+from devstack.localaws import (
     LOCAL_CREDENTIALS,
     local_aws_bootstrap,
     local_client,
@@ -44,7 +45,6 @@ from academy.localaws import (
     port_free_get,
     port_wait,
 )
-from tests.support.tcpproxy import Mode, TcpProxy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")

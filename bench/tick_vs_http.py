@@ -1,6 +1,6 @@
 """Benchmark: one publishing tick in-app versus the old design's HTTP path.
 
-In-app: ``scaling.services.backlog_tick`` -- claim the slot, count the backlog
+In-app: ``scaling.publishing.tick.backlog_tick`` -- claim the slot, count the backlog
 through the ORM, PutMetricData, write the audit row.
 Old path: what the Lambda did -- an HTTP GET of the internal backlog endpoint
 through gunicorn (a new connection each time, as a Lambda makes), then the
@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from academy.localaws import (
+from devstack.localaws import (
     LOCAL_CREDENTIALS,
     local_aws_bootstrap,
     moto_server,
@@ -172,8 +172,8 @@ def _measure(args: argparse.Namespace, base_url: str) -> dict[str, Any]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
     django.setup()
     from scaling.metric_spec import metric_spec_get
-    from scaling.publisher import metric_publish
-    from scaling.services import backlog_tick
+    from scaling.publishing.cloudwatch import metric_publish
+    from scaling.publishing.tick import backlog_tick
 
     spec = metric_spec_get()
     url = f"{base_url}/api/v1/internal/video/backlog-count/"

@@ -38,7 +38,7 @@ import redis
 from celery import Celery
 from psycopg import sql
 
-from academy.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server
+from devstack.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")

@@ -11,10 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from scaling.charts import ChartSlot, publication_chart_svg
+from scaling.audit.charts import ChartSlot, publication_chart_svg
+from scaling.audit.status import InstalledPolicy, installed_policy_get
 from scaling.models import MetricPublication
 from scaling.selectors import publications_recent
-from scaling.status import InstalledPolicy, installed_policy_get
 
 CHART_WINDOW = timedelta(hours=24)
 # A day of the shortest interval (10 s), and a little room.

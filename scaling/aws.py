@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 # connect 1 s + read 2 s, one attempt: PutMetricData is not idempotent, so
-# scaling.publisher retries it itself, only where nothing can have been stored.
+# scaling.publishing.cloudwatch retries it itself, only where nothing can have been stored.
 PUBLISH_CONFIG = Config(
     connect_timeout=1,
     read_timeout=2,

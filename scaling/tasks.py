@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from scaling.conf import scaling_settings
-from scaling.services import (
+from scaling.publishing.tick import (
     PUBLISH_TASK_NAME,
     SOFT_LIMIT_MARGIN,
     backlog_tick,

@@ -16,7 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from scaling.internal_auth import internal_request_refusal
+from scaling.audit.internal_auth import internal_request_refusal
 from scaling.models import MetricPublication
 from scaling.selectors import publication_latest
 from video.selectors import Backlog, video_backlog_get

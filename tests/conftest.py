@@ -17,7 +17,7 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
-from academy.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server
+from devstack.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server
 
 REQUIRE_SERVICES = os.environ.get("ACADEMY_REQUIRE_SERVICES") == "1"
 

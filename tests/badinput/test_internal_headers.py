@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from academy.localaws import port_free_get, port_wait
+from devstack.localaws import port_free_get, port_wait
 from tests.academy.env_names import BASE_DIR
 from tests.badinput.manage_run import PRODUCTION_ENV, env_clean, manage_run
 

@@ -1,4 +1,4 @@
-"""Properties of the X-Internal-Key check (scaling.internal_auth.internal_key_refusal).
+"""Properties of the X-Internal-Key check (scaling.audit.internal_auth.internal_key_refusal).
 
 Keys come from the setting as settings.py parses them (comma-separated for
 rotation); a presented key arrives as a WSGI server hands it over: the
@@ -12,7 +12,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from academy.envparse import INTERNAL_KEY_MAX_LENGTH, internal_keys_parse
-from scaling.internal_auth import KeyRefusal, internal_key_refusal
+from scaling.audit.internal_auth import KeyRefusal, internal_key_refusal
 
 common = settings(deadline=None, max_examples=200)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from academy.envparse import INTERNAL_KEY_MAX_LENGTH
-from scaling.internal_auth import MAX_KEY_LENGTH
+from scaling.audit.internal_auth import MAX_KEY_LENGTH
 from tests.academy.env_names import BASE_DIR, settings_env_names
 from tests.badinput.manage_run import PRODUCTION_ENV, manage_run
 

@@ -20,7 +20,7 @@ import pytest
 from django.core.management import call_command
 
 from scaling.aws import aws_call_observers
-from scaling.services import backlog_tick
+from scaling.publishing.tick import backlog_tick
 from tests.factories import videos_create
 
 IAM_DIR = Path(__file__).resolve().parents[2] / "deploy" / "iam"
@@ -213,7 +213,7 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
 ) -> None:
     videos_create(UPLOADED=2)
     backlog_tick()  # publisher: PutMetricData
-    from scaling.backlog import backlog_measure_sqs
+    from scaling.publishing.backlog import backlog_measure_sqs
 
     backlog_measure_sqs(queue_url=aws["queue_url"])  # publisher: the fallback read
     call_command("install_scaling_policy", "--dry-run", "--json")

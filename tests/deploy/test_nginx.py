@@ -26,7 +26,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
-from academy.localaws import port_free_get, port_wait
+from devstack.localaws import port_free_get, port_wait
 from tests.conftest import is_postgres, service_missing
 from tests.factories import videos_create
 

@@ -291,7 +291,7 @@ def test_both_commands_as_processes_print_no_secret(
 def test_unreachable_endpoint_is_one_line(
     monkeypatch: pytest.MonkeyPatch, env_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from academy.localaws import LOCAL_CREDENTIALS, port_free_get
+    from devstack.localaws import LOCAL_CREDENTIALS, port_free_get
 
     for key, value in LOCAL_CREDENTIALS.items():
         monkeypatch.setenv(key, value)

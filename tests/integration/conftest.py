@@ -8,9 +8,9 @@ import pytest
 import redis
 from django.db import connection
 
-from scaling.services import schedule_ensure
+from devstack.faultproxy import TcpProxy
+from scaling.publishing.tick import schedule_ensure
 from tests.support.stack import Stack, database_url, stack_env
-from tests.support.tcpproxy import TcpProxy
 
 INTERVAL = 10
 

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devstack.faultproxy import TcpProxy
 from scaling.models import MetricPublication
-from scaling.services import spool_flush
+from scaling.publishing.tick import spool_flush
 from tests.factories import videos_create
 from tests.integration.conftest import INTERVAL
 from tests.support.stack import (
@@ -18,7 +19,6 @@ from tests.support.stack import (
     slot_boundary_wait,
     wait_for,
 )
-from tests.support.tcpproxy import TcpProxy
 
 pytestmark = [pytest.mark.integration]
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scaling.charts import ChartSlot, _nice_ceiling, publication_chart_svg
+from scaling.audit.charts import ChartSlot, _nice_ceiling, publication_chart_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 END = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)

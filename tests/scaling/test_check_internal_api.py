@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
-from academy.localaws import port_free_get
+from devstack.localaws import port_free_get
 from scaling.management.commands.check_internal_api import endpoint_url
 from tests.factories import videos_create
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from scaling.metric_spec import metric_spec_get
-from scaling.policy import (
+from scaling.policy.install import (
     PolicyOptions,
     config_diff,
     metrics_collection_requests_build,

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.db import OperationalError
 
-from scaling.services import backlog_tick
-from scaling.status import aim_estimate
+from scaling.audit.status import aim_estimate
+from scaling.publishing.tick import backlog_tick
 from tests.factories import videos_create
 
 pytestmark = pytest.mark.django_db
@@ -27,8 +27,8 @@ def _db_down(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(**kwargs: Any) -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("scaling.status.video_backlog_get", refuse)
-    monkeypatch.setattr("scaling.status.publications_recent", refuse)
+    monkeypatch.setattr("scaling.audit.status.video_backlog_get", refuse)
+    monkeypatch.setattr("scaling.audit.status.publications_recent", refuse)
 
 
 def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from scaling.beat import SLOT_OFFSET_SECONDS, SlotAlignedEntry
 from scaling.models import MetricPublication
-from scaling.services import (
+from scaling.publishing.beat import SLOT_OFFSET_SECONDS, SlotAlignedEntry
+from scaling.publishing.tick import (
     PUBLISH_TASK_NAME,
     SCHEDULE_NAME,
     publication_prune,
@@ -102,7 +102,7 @@ def test_beat_entry_is_due_once_per_slot(
 ) -> None:
     settings.SCALING_PUBLISH_INTERVAL_SECONDS = "10"
     now = datetime(2026, 1, 1, 0, 0, 3, tzinfo=UTC)
-    monkeypatch.setattr("scaling.beat.datetime", _FrozenDatetime(now))
+    monkeypatch.setattr("scaling.publishing.beat.datetime", _FrozenDatetime(now))
     last = None if last_run_offset is None else now + timedelta(seconds=last_run_offset)
 
     state = _entry(last).is_due()

@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError
 
 from scaling.models import MetricPublication
-from scaling.services import backlog_tick, slot_start_get, spool_flush
+from scaling.publishing.tick import backlog_tick, slot_start_get, spool_flush
 from tests.factories import videos_create
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,7 @@ def _db_down(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse() -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("scaling.backlog.video_backlog_get", refuse)
+    monkeypatch.setattr("scaling.publishing.backlog.video_backlog_get", refuse)
 
 
 def _sqs_depth(aws: dict[str, str], visible: int) -> None:

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from scaling.simulator import (
+from scaling.simulation.model import (
     ProcessingTimes,
     SimPolicy,
     SimResult,

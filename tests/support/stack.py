@@ -24,7 +24,7 @@ import boto3
 from django.db import connection
 
 from academy.celery import beat_argv, worker_argv
-from academy.localaws import LOCAL_CREDENTIALS
+from devstack.localaws import LOCAL_CREDENTIALS
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 DIMENSIONS: list[Any] = [

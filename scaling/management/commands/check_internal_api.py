@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 
+from scaling.audit.internal_auth import HEADER_NAME
 from scaling.conf import internal_api_keys
-from scaling.internal_auth import HEADER_NAME
 from scaling.management.base import OneLineErrorCommand
 from video.selectors import video_backlog_get
 

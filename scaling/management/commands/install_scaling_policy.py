@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from scaling.management.base import OneLineErrorCommand
-from scaling.policy import (
+from scaling.policy.install import (
     MAX_WARMUP_SECONDS,
     PolicyError,
     PolicyRun,
@@ -27,7 +27,7 @@ class Command(OneLineErrorCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        # Numbers arrive as text and are checked in scaling.policy, so that each bad
+        # Numbers arrive as text and are checked in scaling.policy.install, so that each bad
         # value gets its own sentence.
         parser.add_argument("--asg-name", help="The Auto Scaling group [SCALING_ASG_NAME].")
         parser.add_argument(

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from scaling.management.base import OneLineErrorCommand
-from scaling.services import backlog_tick
+from scaling.publishing.tick import backlog_tick
 
 
 class Command(OneLineErrorCommand):

@@ -5,9 +5,9 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from scaling.audit.status import ScalingStatus, scaling_status_get
 from scaling.management.base import OneLineErrorCommand
-from scaling.policy import PolicyError, asg_name_parse
-from scaling.status import ScalingStatus, scaling_status_get
+from scaling.policy.install import PolicyError, asg_name_parse
 
 
 class Command(OneLineErrorCommand):

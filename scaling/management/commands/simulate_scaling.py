@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scaling.conf import ALLOWED_INTERVALS
 from scaling.metric_spec import metric_spec_get
-from scaling.policy import DEFAULT_TARGET_VALUE, DEFAULT_WARMUP_SECONDS
-from scaling.simulator import (
+from scaling.policy.install import DEFAULT_TARGET_VALUE, DEFAULT_WARMUP_SECONDS
+from scaling.simulation.model import (
     HISTORY_DAYS,
     HISTORY_MIN_VIDEOS,
     MODES,

@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-MODES: tuple[str, ...] = ("per-instance", "total")
 PATTERNS: tuple[str, ...] = ("steady", "spike", "diurnal")
 DAY_SECONDS = 86_400
 
@@ -44,53 +43,15 @@ HISTORY_DAYS = 30
 DRAIN_LIMIT_SECONDS = DAY_SECONDS
 
 
-class SimulationError(ValueError):
-    """A problem with the simulator's input, worded as one sentence for the user."""
-
+from scaling.policy.aim import (  # noqa: E402  (the simulator follows the policy's rule)
+    MODES,
+    SimulationError,
+    _ceil_ratio,
+    _clamp,
+    _target_check,
+)
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _target_check(target: float) -> None:
-    if not (isinstance(target, int | float) and math.isfinite(target) and target > 0):
-        raise SimulationError(f"the target must be a finite number above 0, got {target!r}")
-
-
-def _clamp(value: int, *, min_size: int, max_size: int) -> int:
-    return max(min_size, min(max_size, value))
-
-
-def _ceil_ratio(numerator: Fraction, denominator: Fraction) -> int:
-    # Exact arithmetic: ceil(6 / 3) must be 2, not 3 because of a float's last bit.
-    return math.ceil(numerator / denominator)
-
-
-def capacity_aim(*, backlog: int, target: float, mode: str, min_size: int, max_size: int) -> int:
-    """The capacity target tracking drives the group towards for this backlog.
-
-    ``per-instance``: metric = backlog / in service, so the proportional rule
-    ``ceil(capacity * metric / target)`` is ``ceil(backlog / target)`` whatever
-    the capacity is now; clamped to the group's min and max.
-
-    ``total``: the raw count does not fall when instances are added, so each
-    evaluation multiplies the capacity by ``backlog / target``. Above the target
-    that only stops at ``max_size``; below it, the capacity shrinks towards one
-    instance while anything is waiting and to ``min_size`` once nothing is.
-    """
-    if mode not in MODES:
-        raise SimulationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    _target_check(target)
-    if backlog < 0:
-        raise SimulationError(f"backlog must be 0 or more, got {backlog}")
-    if min_size < 0 or max_size < min_size:
-        raise SimulationError(f"need 0 <= min_size <= max_size, got {min_size} and {max_size}")
-    if mode == "per-instance":
-        aim = _ceil_ratio(Fraction(backlog), Fraction(target))
-    elif backlog > target:
-        aim = max_size
-    else:
-        aim = 1 if backlog > 0 else 0
-    return _clamp(aim, min_size=min_size, max_size=max_size)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -11,20 +11,20 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from scaling.backlog import (
+from scaling.conf import ScalingSettings, scaling_settings
+from scaling.deadline import DeadlineExceeded, deadline
+from scaling.metric_spec import metric_spec_get
+from scaling.models import MetricPublication, PublicationSource, PublicationStatus
+from scaling.publishing.backlog import (
     BacklogUnavailable,
     backlog_measure_db,
     backlog_measure_sqs,
     connection_drop,
 )
-from scaling.conf import ScalingSettings, scaling_settings
-from scaling.deadline import DeadlineExceeded, deadline
-from scaling.metric_spec import metric_spec_get
-from scaling.models import MetricPublication, PublicationSource, PublicationStatus
-from scaling.publisher import MetricPublishError, metric_publish
-from scaling.state import StateUnavailable, state_store_get
+from scaling.publishing.claims import StateUnavailable, state_store_get
+from scaling.publishing.cloudwatch import MetricPublishError, metric_publish
 
-logger = logging.getLogger("scaling.publisher")
+logger = logging.getLogger("scaling.publishing")
 
 PUBLISH_TASK_NAME = "scaling.tasks.publish_backlog_metric"
 SCHEDULE_NAME = "Publish video BacklogCount"

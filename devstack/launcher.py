@@ -20,7 +20,7 @@ from pathlib import Path
 import boto3
 
 from academy.celery import beat_argv, worker_argv
-from academy.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server_start
+from devstack.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server_start
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -22,9 +22,9 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from scaling.conf import scaling_settings
 from scaling.deadline import DeadlineExceeded, deadline
-from scaling.services import PUBLISH_TASK_NAME, slot_start_get
+from scaling.publishing.tick import PUBLISH_TASK_NAME, slot_start_get
 
-logger = logging.getLogger("scaling.beat")
+logger = logging.getLogger("scaling.publishing.beat")
 
 DB_CALL_TIMEOUT_SECONDS = 2.0
 # Dispatch this far into a slot: clocks of beat and worker hosts may differ a little.

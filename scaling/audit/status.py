@@ -18,9 +18,9 @@ from django.db import DatabaseError
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
 from scaling.errors import error_one_line
-from scaling.policy import TARGET_POLICY_NAME, wake_alarm_name
+from scaling.policy.aim import capacity_aim
+from scaling.policy.install import TARGET_POLICY_NAME, wake_alarm_name
 from scaling.selectors import publications_recent
-from scaling.simulator import capacity_aim
 from video.selectors import video_backlog_get
 
 T = TypeVar("T")
