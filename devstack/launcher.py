@@ -20,7 +20,12 @@ from pathlib import Path
 import boto3
 
 from academy.celery import beat_argv, worker_argv
-from devstack.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server_start
+from devstack.localaws import (
+    LOCAL_CREDENTIALS,
+    LOCAL_REGION,
+    local_aws_bootstrap,
+    moto_server_start,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -104,7 +109,7 @@ def main() -> int:
         moto, endpoint = moto_server_start("127.0.0.1", 5000)
         children.append(moto)
         env["AWS_ENDPOINT_URL"] = endpoint
-        env.setdefault("AWS_REGION", "ap-northeast-2")
+        env.setdefault("AWS_REGION", LOCAL_REGION)
         os.environ.update({k: env[k] for k in (*LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL")})
         created = local_aws_bootstrap(endpoint, region=env["AWS_REGION"])
         env.setdefault("SCALING_SQS_QUEUE_URL", created["queue_url"])

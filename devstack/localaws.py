@@ -17,8 +17,10 @@ from typing import Any
 
 import boto3
 
-LOCAL_REGION = "ap-northeast-2"
-LOCAL_QUEUE_NAME = "academy-video-jobs"
+from academy import defaults
+
+LOCAL_REGION = defaults.AWS_REGION
+LOCAL_QUEUE_NAME = defaults.LOCAL_QUEUE_NAME
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -86,7 +88,7 @@ def local_aws_bootstrap(
     endpoint_url: str,
     *,
     region: str = LOCAL_REGION,
-    asg_name: str = "academy-video-worker-asg",
+    asg_name: str = defaults.SCALING_ASG_NAME,
     queue_name: str = LOCAL_QUEUE_NAME,
     min_size: int = 0,
     max_size: int = 10,

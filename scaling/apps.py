@@ -8,6 +8,6 @@ class ScalingConfig(AppConfig):
 
     def ready(self) -> None:
         from scaling import checks  # noqa: F401  (registers the system checks)
-        from scaling.publishing.tick import schedule_ensure_on_migrate
+        from scaling.publishing.schedule import schedule_ensure_on_migrate
 
         post_migrate.connect(schedule_ensure_on_migrate, sender=self)

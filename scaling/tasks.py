@@ -7,13 +7,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from scaling.conf import scaling_settings
-from scaling.publishing.tick import (
-    PUBLISH_TASK_NAME,
-    SOFT_LIMIT_MARGIN,
-    backlog_tick,
-    slot_start_get,
-    tick_timeout_record,
-)
+from scaling.publishing.slots import SOFT_LIMIT_MARGIN, slot_start_get
+from scaling.publishing.tick import PUBLISH_TASK_NAME, backlog_tick, tick_timeout_record
 
 _INTERVAL = scaling_settings().interval
 
@@ -24,8 +19,9 @@ _INTERVAL = scaling_settings().interval
     # Below the interval, so a tick never runs into the next slot.
     soft_time_limit=_INTERVAL - SOFT_LIMIT_MARGIN,
     time_limit=_INTERVAL - 1,
-    # Transient AWS errors are retried inside the tick by botocore (standard
-    # mode, bounded); a task-level retry would publish outside the slot.
+    # No task-level retry: it would publish outside the slot. Inside the tick,
+    # PutMetricData is retried only where nothing can have been stored
+    # (scaling.publishing.cloudwatch); botocore's own retries are off for it.
     max_retries=0,
 )
 def publish_backlog_metric(slot_start: float | None = None) -> dict[str, Any]:

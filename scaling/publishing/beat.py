@@ -22,7 +22,8 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from scaling.conf import scaling_settings
 from scaling.deadline import DeadlineExceeded, deadline
-from scaling.publishing.tick import PUBLISH_TASK_NAME, slot_start_get
+from scaling.publishing.slots import slot_start_get
+from scaling.publishing.tick import PUBLISH_TASK_NAME
 
 logger = logging.getLogger("scaling.publishing.beat")
 

@@ -21,9 +21,10 @@ import redis
 from django.conf import settings
 
 from scaling.conf import scaling_settings
+from scaling.publishing.slots import environment_key
 
 CLAIM_PREFIX = "academy:scaling:slot:"
-SPOOL_KEY = "academy:scaling:audit-spool"
+SPOOL_PREFIX = "academy:scaling:audit-spool:"
 
 
 class StateUnavailable(Exception):
@@ -102,10 +103,12 @@ class FileStateStore:
 
 
 class RedisStateStore:
-    def __init__(self, url: str, fallback: FileStateStore) -> None:
+    def __init__(self, url: str, fallback: FileStateStore, *, environment: str) -> None:
         # Short timeouts: a slow Redis must cost a tick a second, not its slot.
         self.client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.7)
         self.fallback = fallback
+        # Each environment drains only its own spool into its own database.
+        self.spool_key = SPOOL_PREFIX + environment
 
     def slot_claim(self, slot_key: str, ttl_seconds: int) -> bool:
         try:
@@ -115,7 +118,7 @@ class RedisStateStore:
 
     def spool_push(self, record: dict[str, Any]) -> None:
         try:
-            self.client.rpush(SPOOL_KEY, json.dumps(record))
+            self.client.rpush(self.spool_key, json.dumps(record))
         except redis.RedisError:
             self.fallback.spool_push(record)
 
@@ -126,35 +129,40 @@ class RedisStateStore:
         written = self.fallback.spool_drain(write, limit)
         with contextlib.suppress(redis.RedisError):
             while written < limit:
-                raw = self.client.lindex(SPOOL_KEY, 0)
+                raw = self.client.lindex(self.spool_key, 0)
                 if raw is None:
                     break
                 write(json.loads(raw))
                 # Remove only after the write; writes are idempotent per slot.
-                self.client.lpop(SPOOL_KEY)
+                self.client.lpop(self.spool_key)
                 written += 1
         return written
 
     def spool_size(self) -> int:
         size = self.fallback.spool_size()
         with contextlib.suppress(redis.RedisError):
-            size += int(self.client.llen(SPOOL_KEY))
+            size += int(self.client.llen(self.spool_key))
         return size
 
 
 # One store per process and configuration: a tick asks twice (claim, then
 # record), and a Redis client with its connection pool is not worth building twice.
-_stores: dict[tuple[str, str], StateStore] = {}
+_stores: dict[tuple[str, str, str], StateStore] = {}
 
 
 def state_store_get() -> StateStore:
-    url = scaling_settings().state_url
+    conf = scaling_settings()
+    url = conf.state_url
     var_dir = str(settings.VAR_DIR)
-    store = _stores.get((url, var_dir))
+    # Two environments may share one Redis or one var/ directory (staging and
+    # production with the same group name in two accounts): the spool is theirs alone.
+    environment = environment_key(conf)
+    store = _stores.get((url, var_dir, environment))
     if store is None:
         if url.startswith("file://"):
-            store = FileStateStore(Path(urlparse(url).path))
+            store = FileStateStore(Path(urlparse(url).path) / "environments" / environment)
         else:
-            store = RedisStateStore(url, fallback=FileStateStore(Path(var_dir) / "scaling-spool"))
-        _stores[(url, var_dir)] = store
+            local = FileStateStore(Path(var_dir) / "scaling-spool" / environment)
+            store = RedisStateStore(url, fallback=local, environment=environment)
+        _stores[(url, var_dir, environment)] = store
     return store

@@ -9,7 +9,7 @@ import redis
 from django.db import connection
 
 from devstack.faultproxy import TcpProxy
-from scaling.publishing.tick import schedule_ensure
+from scaling.publishing.schedule import schedule_ensure
 from tests.support.stack import Stack, database_url, stack_env
 
 INTERVAL = 10

@@ -9,7 +9,7 @@ import pytest
 
 from devstack.faultproxy import TcpProxy
 from scaling.models import MetricPublication
-from scaling.publishing.tick import spool_flush
+from scaling.publishing.audit import spool_flush
 from tests.factories import videos_create
 from tests.integration.conftest import INTERVAL
 from tests.support.stack import (

@@ -8,13 +8,10 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from scaling.models import MetricPublication
+from scaling.publishing.audit import publication_prune
 from scaling.publishing.beat import SLOT_OFFSET_SECONDS, SlotAlignedEntry
-from scaling.publishing.tick import (
-    PUBLISH_TASK_NAME,
-    SCHEDULE_NAME,
-    publication_prune,
-    schedule_ensure,
-)
+from scaling.publishing.schedule import SCHEDULE_NAME, schedule_ensure
+from scaling.publishing.tick import PUBLISH_TASK_NAME
 from scaling.tasks import publish_backlog_metric
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,9 @@ import pytest
 from django.db import OperationalError
 
 from scaling.models import MetricPublication
-from scaling.publishing.tick import backlog_tick, slot_start_get, spool_flush
+from scaling.publishing.audit import spool_flush
+from scaling.publishing.slots import slot_start_get
+from scaling.publishing.tick import backlog_tick
 from tests.factories import videos_create
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from scaling.management.base import OneLineErrorCommand
-from scaling.publishing.tick import backlog_tick
+from scaling.publishing.tick import TickStatus, backlog_tick
 
 
 class Command(OneLineErrorCommand):
@@ -27,9 +27,9 @@ class Command(OneLineErrorCommand):
         result = backlog_tick(dry_run=options["dry_run"])
         if options["json"]:
             self.stdout.write(json.dumps(result.as_json(), sort_keys=True))
-        elif result.status == "already-claimed":
+        elif result.status is TickStatus.ALREADY_CLAIMED:
             self.stdout.write(f"Slot {result.slot_start.isoformat()} was already published.")
-        elif result.status == "dry-run":
+        elif result.status is TickStatus.DRY_RUN:
             self.stdout.write(
                 f"Would publish BacklogCount={result.value} (source {result.source}) "
                 f"for slot {result.slot_start.isoformat()}."
@@ -41,6 +41,6 @@ class Command(OneLineErrorCommand):
                     f"for slot {result.slot_start.isoformat()}; audit {result.audit}."
                 )
             )
-        if result.published or result.status in ("already-claimed", "dry-run"):
+        if result.published or result.status in (TickStatus.ALREADY_CLAIMED, TickStatus.DRY_RUN):
             return
         raise CommandError(f"Nothing published: {result.error}", returncode=1)

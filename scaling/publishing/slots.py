@@ -1,0 +1,54 @@
+"""Slot arithmetic: which slot a moment falls in, how long each step of a tick may
+take, and the key that lets exactly one tick of an environment claim a slot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from scaling.conf import ScalingSettings
+
+SOFT_LIMIT_MARGIN = 2  # the task's soft time limit is interval - 2 s
+SPOOL_RESERVE_SECONDS = 1.5  # a spool push: Redis with short timeouts, else a local file
+
+
+def slot_start_get(*, at: datetime, interval: int) -> datetime:
+    epoch = int(at.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % interval, tz=UTC)
+
+
+def db_timeout_seconds(interval: int) -> float:
+    # Leave most of the slot for the SQS fallback and the publish retries.
+    return min(3.0, interval * 0.25)
+
+
+def record_timeout_seconds(interval: int) -> float:
+    return min(2.0, interval * 0.15)
+
+
+def tick_budget_seconds(interval: int) -> float:
+    """How long measuring and publishing may take, so that the whole tick, audit
+    record or spool push included, ends before the task's soft time limit."""
+    return (
+        interval
+        - SOFT_LIMIT_MARGIN
+        - record_timeout_seconds(interval)
+        - SPOOL_RESERVE_SECONDS
+        - 0.5
+    )
+
+
+def environment_key(conf: ScalingSettings) -> str:
+    """What tells two deployments apart when they share a Redis or a var/ directory.
+
+    The metric's identity in CloudWatch is (region, namespace, group): two
+    environments that differ in any of them publish separate series, so each
+    must claim its own slots. Quoted so the key is also a safe file name.
+    """
+    parts = (conf.region, conf.namespace, conf.asg_name)
+    return ":".join(quote(part, safe="") for part in parts)
+
+
+def slot_claim_key(conf: ScalingSettings, slot: datetime, *, purpose: str = "publish") -> str:
+    """One claim per environment, interval, slot and purpose (publish, recover, ...)."""
+    return f"{purpose}:{environment_key(conf)}:{conf.interval}:{int(slot.timestamp())}"
