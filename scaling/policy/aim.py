@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Literal
 
-MODES: tuple[str, ...] = ("per-instance", "total")
+Mode = Literal["per-instance", "total"]
+MODES: tuple[Mode, ...] = ("per-instance", "total")
 
 
-class SimulationError(ValueError):
-    """A problem with the simulator's (or the aim's) input, worded as one sentence."""
+class AimError(ValueError):
+    """A problem with the aim's input (or the simulator's), worded as one sentence."""
 
 
 def _target_check(target: float) -> None:
     if not (isinstance(target, int | float) and math.isfinite(target) and target > 0):
-        raise SimulationError(f"the target must be a finite number above 0, got {target!r}")
+        raise AimError(f"the target must be a finite number above 0, got {target!r}")
 
 
 def _clamp(value: int, *, min_size: int, max_size: int) -> int:
@@ -43,12 +45,12 @@ def capacity_aim(*, backlog: int, target: float, mode: str, min_size: int, max_s
     instance while anything is waiting and to ``min_size`` once nothing is.
     """
     if mode not in MODES:
-        raise SimulationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise AimError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     _target_check(target)
     if backlog < 0:
-        raise SimulationError(f"backlog must be 0 or more, got {backlog}")
+        raise AimError(f"backlog must be 0 or more, got {backlog}")
     if min_size < 0 or max_size < min_size:
-        raise SimulationError(f"need 0 <= min_size <= max_size, got {min_size} and {max_size}")
+        raise AimError(f"need 0 <= min_size <= max_size, got {min_size} and {max_size}")
     if mode == "per-instance":
         aim = _ceil_ratio(Fraction(backlog), Fraction(target))
     elif backlog > target:

@@ -8,10 +8,11 @@ PROCESSING), feeds it to target tracking's two alarms and its proportional rule,
 and applies the resulting desired capacity. Every modelling choice, and the AWS
 page it comes from or the word "assumption", is listed in ``docs/simulator.md``.
 
-The simulation functions are pure: the only randomness is a ``random.Random``
-made from the caller's seed, and it is spent while building the workload, so
-every policy compared on one workload sees the very same videos.
-``processing_history_seconds`` is the one database read, kept apart.
+The simulation functions are pure: they take a ``Workload`` whose randomness was
+spent while it was built (``scaling.simulation.workloads``), so every policy
+compared on one workload sees the very same videos. The simulator follows the
+policy's rules (``scaling.policy.aim`` and ``scaling.policy.options``); the
+policy never imports the simulator.
 """
 
 from __future__ import annotations
@@ -19,15 +20,23 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-import random
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-PATTERNS: tuple[str, ...] = ("steady", "spike", "diurnal")
+from scaling.policy.aim import AimError, _ceil_ratio, _clamp, _target_check
+from scaling.policy.options import (
+    DEFAULT_WARMUP_SECONDS,
+    MAX_WARMUP_SECONDS,
+    MODES,
+    target_from_wait,
+)
+
+# One class for a bad input, whether the simulator or the aim it follows finds it.
+SimulationError = AimError
+
 DAY_SECONDS = 86_400
 
 # Alarms that EC2 Auto Scaling creates for a target tracking policy (see docs/simulator.md).
@@ -35,21 +44,9 @@ SCALE_OUT_DATAPOINTS = 3
 SCALE_IN_DATAPOINTS = 15
 SCALE_IN_RATIO = 0.9
 
-HISTORY_MIN_VIDEOS = 20
-HISTORY_LIMIT = 500
-HISTORY_DAYS = 30
-
 # A run that has not drained this long after the last upload is reported as not drained.
 DRAIN_LIMIT_SECONDS = DAY_SECONDS
 
-
-from scaling.policy.aim import (  # noqa: E402  (the simulator follows the policy's rule)
-    MODES,
-    SimulationError,
-    _ceil_ratio,
-    _clamp,
-    _target_check,
-)
 
 # --------------------------------------------------------------------------- helpers
 
@@ -63,49 +60,6 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 # --------------------------------------------------------------------------- workload
-
-
-@dataclass(frozen=True)
-class ProcessingTimes:
-    """Where each video's processing time comes from: mean/spread, or observed samples."""
-
-    mean_seconds: float
-    spread_seconds: float = 0.0
-    samples: tuple[float, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.mean_seconds) and self.mean_seconds > 0):
-            raise SimulationError(
-                f"the processing mean must be above 0 seconds, got {self.mean_seconds:g}"
-            )
-        if not (math.isfinite(self.spread_seconds) and self.spread_seconds >= 0):
-            raise SimulationError(
-                f"the processing spread must be 0 or more seconds, got {self.spread_seconds:g}"
-            )
-
-    @classmethod
-    def from_samples(cls, samples: Sequence[float]) -> ProcessingTimes:
-        if not samples:
-            raise SimulationError("no processing-time samples")
-        mean = sum(samples) / len(samples)
-        spread = math.sqrt(sum((s - mean) ** 2 for s in samples) / len(samples))
-        return cls(mean_seconds=mean, spread_seconds=spread, samples=tuple(samples))
-
-    def draw(self, rng: random.Random) -> float:
-        if self.samples:
-            return rng.choice(self.samples)
-        if self.spread_seconds == 0:
-            return self.mean_seconds
-        # Normal, cut at one second: a transcode never takes no time at all.
-        return max(1.0, rng.gauss(self.mean_seconds, self.spread_seconds))
-
-    def describe(self) -> str:
-        if self.samples:
-            return (
-                f"{len(self.samples)} observed durations "
-                f"(mean {self.mean_seconds:.0f} s, sd {self.spread_seconds:.0f} s)"
-            )
-        return f"mean {self.mean_seconds:g} s, spread {self.spread_seconds:g} s"
 
 
 @dataclass(frozen=True)
@@ -127,147 +81,6 @@ class Workload:
         }
 
 
-def workload_build(
-    *, arrivals: Iterable[float], processing: ProcessingTimes, rng: random.Random, description: str
-) -> Workload:
-    ordered = tuple(sorted(arrivals))
-    if not ordered:
-        raise SimulationError("the workload has no uploads")
-    durations = tuple(processing.draw(rng) for _ in ordered)
-    return Workload(
-        arrivals=ordered,
-        processing=durations,
-        description=f"{description}; processing {processing.describe()}",
-    )
-
-
-def arrivals_steady(*, rate_per_minute: float, duration_seconds: float) -> list[float]:
-    """Evenly spaced uploads: the pattern whose answer can be worked out by hand."""
-    if not (math.isfinite(rate_per_minute) and rate_per_minute > 0):
-        raise SimulationError(f"--rate must be above 0 per minute, got {rate_per_minute:g}")
-    _duration_check(duration_seconds)
-    gap = 60.0 / rate_per_minute
-    return [i * gap for i in range(math.ceil(duration_seconds / gap))]
-
-
-def arrivals_spike(*, count: int, at_seconds: float = 60.0) -> list[float]:
-    if count <= 0:
-        raise SimulationError(f"--count must be 1 or more, got {count}")
-    return [float(at_seconds)] * count
-
-
-def arrivals_diurnal(
-    *,
-    peak_per_minute: float,
-    trough_per_minute: float,
-    duration_seconds: float,
-    rng: random.Random,
-) -> list[float]:
-    """A Poisson stream whose rate follows a day: trough at midnight, peak at noon."""
-    if not (math.isfinite(peak_per_minute) and peak_per_minute > 0):
-        raise SimulationError(f"--rate must be above 0 per minute, got {peak_per_minute:g}")
-    if not (0 <= trough_per_minute <= peak_per_minute):
-        raise SimulationError(
-            f"--trough-rate must be between 0 and --rate ({peak_per_minute:g}), "
-            f"got {trough_per_minute:g}"
-        )
-    _duration_check(duration_seconds)
-    peak = peak_per_minute / 60.0
-    trough = trough_per_minute / 60.0
-    arrivals: list[float] = []
-    t = 0.0
-    while True:
-        # Thinning (Lewis and Shedler): candidates at the peak rate, kept with rate(t) / peak.
-        t += rng.expovariate(peak)
-        if t >= duration_seconds:
-            return arrivals
-        rate = trough + (peak - trough) * (1 - math.cos(2 * math.pi * t / DAY_SECONDS)) / 2
-        if rng.random() * peak <= rate:
-            arrivals.append(t)
-
-
-def _duration_check(duration_seconds: float) -> None:
-    if not (math.isfinite(duration_seconds) and duration_seconds > 0):
-        raise SimulationError(f"--duration must be above 0 seconds, got {duration_seconds:g}")
-
-
-def arrivals_parse(lines: Iterable[str], *, source: str = "the workload file") -> list[float]:
-    """Upload times from text: one ISO 8601 timestamp or one offset in seconds a line.
-
-    Only the first comma-separated field counts, so a CSV export with more columns
-    works. Blank lines and lines starting with ``#`` are skipped. Timestamps
-    become offsets from the earliest one; naive timestamps are read as UTC.
-    """
-    offsets: list[float] = []
-    stamps: list[datetime] = []
-    for number, raw in enumerate(lines, start=1):
-        text = raw.split(",", 1)[0].strip()
-        if not text or text.startswith("#"):
-            continue
-        value = _upload_time_parse(text)
-        if value is None:
-            raise SimulationError(
-                f"{source}, line {number}: {text[:40]!r} is neither an ISO timestamp "
-                "nor a number of seconds"
-            )
-        if (offsets and isinstance(value, datetime)) or (stamps and isinstance(value, float)):
-            raise SimulationError(
-                f"{source}, line {number}: mixes ISO timestamps and second offsets; use one kind"
-            )
-        if isinstance(value, datetime):
-            stamps.append(value)
-        elif math.isfinite(value) and value >= 0:
-            offsets.append(value)
-        else:
-            raise SimulationError(
-                f"{source}, line {number}: an offset must be 0 or more seconds, got {text!r}"
-            )
-    if stamps:
-        start = min(stamps)
-        offsets = [(stamp - start).total_seconds() for stamp in stamps]
-    if not offsets:
-        raise SimulationError(f"{source} has no upload times")
-    return offsets
-
-
-def _upload_time_parse(text: str) -> float | datetime | None:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
-
-
-def processing_history_seconds(
-    *, now: datetime | None = None, days: int = HISTORY_DAYS, limit: int = HISTORY_LIMIT
-) -> list[float]:
-    """Upload-to-READY durations of the most recent READY videos, in seconds.
-
-    The model stores when a video was created and when its status last changed,
-    not when it entered PROCESSING. For a READY video that gives upload -> READY:
-    queue wait plus processing. That is an upper bound on the processing time, so
-    a simulation fed with it errs towards more waiting and more instances.
-    """
-    # Imported here: the simulation itself needs neither Django nor the database.
-    from django.utils import timezone
-
-    from video.models import Video, VideoStatus
-
-    since = (now or timezone.now()) - timedelta(days=days)
-    rows = (
-        Video.objects.filter(status=VideoStatus.READY, status_changed_at__gte=since)
-        .order_by("-status_changed_at")
-        .values_list("created_at", "status_changed_at")[:limit]
-    )
-    return [
-        seconds for created, changed in rows if (seconds := (changed - created).total_seconds()) > 0
-    ]
-
-
 # --------------------------------------------------------------------------- policy and run
 
 
@@ -275,7 +88,7 @@ def processing_history_seconds(
 class SimPolicy:
     mode: str
     target: float
-    warmup_seconds: int = 60
+    warmup_seconds: int = DEFAULT_WARMUP_SECONDS
     min_size: int = 0
     max_size: int = 10
     boot_seconds: int = 60
@@ -288,9 +101,10 @@ class SimPolicy:
         if self.mode not in MODES:
             raise SimulationError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         _target_check(self.target)
-        if not 0 <= self.warmup_seconds <= 3600:
+        if not 0 <= self.warmup_seconds <= MAX_WARMUP_SECONDS:
             raise SimulationError(
-                f"--warmup must be between 0 and 3600 seconds, got {self.warmup_seconds}"
+                f"--warmup must be between 0 and {MAX_WARMUP_SECONDS} seconds, "
+                f"got {self.warmup_seconds}"
             )
         if self.min_size < 0:
             raise SimulationError(f"--min-size must be 0 or more, got {self.min_size}")
@@ -572,7 +386,7 @@ class _Run:
 
 def target_candidates(*, acceptable_wait: float, processing_mean: float) -> list[float]:
     """Targets around AWS's formula (acceptable wait / processing time), low to high."""
-    base = acceptable_wait / processing_mean
+    base = target_from_wait(acceptable_wait=acceptable_wait, processing_time=processing_mean)
     factors = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
     return sorted({max(0.1, round(base * f, 2)) for f in factors})
 

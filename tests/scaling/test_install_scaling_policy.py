@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 
 from scaling.aws import aws_call_observers
 from scaling.metric_spec import metric_spec_get
-from scaling.policy.install import TARGET_POLICY_NAME, WAKE_POLICY_NAME, wake_alarm_name
+from scaling.policy.requests import TARGET_POLICY_NAME, WAKE_POLICY_NAME, wake_alarm_name
 from scaling.publishing.cloudwatch import metric_datums_build
 
 ASG = "academy-video-worker-asg"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from scaling.metric_spec import metric_spec_get
-from scaling.policy.install import (
-    PolicyOptions,
-    config_diff,
+from scaling.policy.diff import config_diff
+from scaling.policy.options import PolicyOptions
+from scaling.policy.requests import (
     metrics_collection_requests_build,
     target_policy_request_build,
     wake_alarm_request_build,

@@ -14,19 +14,21 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from scaling.policy.aim import capacity_aim
 from scaling.simulation.model import (
-    ProcessingTimes,
     SimPolicy,
     SimResult,
     SimulationError,
     Workload,
+    percentile,
+    simulate,
+)
+from scaling.simulation.workloads import (
+    ProcessingTimes,
     arrivals_parse,
     arrivals_spike,
     arrivals_steady,
-    capacity_aim,
-    percentile,
     processing_history_seconds,
-    simulate,
     workload_build,
 )
 from tests.factories import video_create

@@ -6,14 +6,12 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from scaling.management.base import OneLineErrorCommand
-from scaling.policy.install import (
+from scaling.policy.install import PolicyRun, policy_install, policy_uninstall
+from scaling.policy.options import (
     MAX_WARMUP_SECONDS,
     PolicyError,
-    PolicyRun,
     asg_name_parse,
-    policy_install,
     policy_options_parse,
-    policy_uninstall,
 )
 
 _VERB = {"created": "create", "updated": "update", "removed": "remove"}
@@ -27,7 +25,7 @@ class Command(OneLineErrorCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        # Numbers arrive as text and are checked in scaling.policy.install, so that each bad
+        # Numbers arrive as text and are checked in scaling.policy.options, so that each bad
         # value gets its own sentence.
         parser.add_argument("--asg-name", help="The Auto Scaling group [SCALING_ASG_NAME].")
         parser.add_argument(

@@ -1,0 +1,104 @@
+"""What would change if the requests replaced what AWS holds, field by field.
+
+``describe_*`` answers carry keys AWS adds and leave out keys at their API
+default; both are allowed for, so that an aligned policy reads as unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Keys AWS adds when it reads a thing back; never part of what we install.
+_READ_ONLY_KEYS = frozenset(
+    {
+        "PolicyARN",
+        "Alarms",
+        "AlarmArn",
+        "AlarmConfigurationUpdatedTimestamp",
+        "StateValue",
+        "StateReason",
+        "StateReasonData",
+        "StateUpdatedTimestamp",
+        "StateTransitionedTimestamp",
+        "ResponseMetadata",
+    }
+)
+# What the API assumes for a key that describe_* leaves out.
+_API_DEFAULTS: dict[str, Any] = {
+    "Enabled": True,
+    "TargetTrackingConfiguration.DisableScaleIn": False,
+    "ActionsEnabled": True,
+}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str
+    old: Any
+    new: Any
+
+    def line(self) -> str:
+        return f"{self.path}: {_show(self.old)} -> {_show(self.new)}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "old": self.old, "new": self.new}
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _same(old: Any, new: Any) -> bool:
+    numbers = (int, float)
+    if (
+        isinstance(old, numbers)
+        and isinstance(new, numbers)
+        and not isinstance(old, bool)
+        and not isinstance(new, bool)
+    ):
+        return float(old) == float(new)
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return not _diff(old, new, "")
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new, strict=True))
+    return bool(old == new)
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str) -> list[FieldChange]:
+    changes: list[FieldChange] = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}.{key}" if prefix else key
+        if not prefix and key in _READ_ONLY_KEYS:
+            continue
+        if key not in new:
+            if not _empty(old[key]) and not _same(old[key], _API_DEFAULTS.get(path)):
+                changes.append(FieldChange(path, old[key], None))
+            continue
+        before = old.get(key, _API_DEFAULTS.get(path))
+        after = new[key]
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            changes.extend(_diff(before, after, path))
+        elif (
+            isinstance(before, list)
+            and isinstance(after, list)
+            and len(before) == len(after)
+            and all(isinstance(i, Mapping) for i in before + after)
+        ):
+            for index, (a, b) in enumerate(zip(before, after, strict=True)):
+                changes.extend(_diff(a, b, f"{path}[{index}]"))
+        elif not _same(before, after):
+            changes.append(FieldChange(path, before, after))
+    return changes
+
+
+def config_diff(*, desired: Mapping[str, Any], actual: Mapping[str, Any]) -> list[FieldChange]:
+    """What would change if ``desired`` replaced ``actual``: whole subtrees where one side
+    lacks them, single fields where both have them."""
+    return _diff(actual, desired, "")

@@ -1,0 +1,147 @@
+"""What the policy is asked to be: the flags, checked and turned into options.
+
+One home for each rule the installer and the simulator share: the modes (from
+``scaling.policy.aim``), the defaults, and the target derived from an
+acceptable wait and a processing time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from scaling.conf import scaling_settings
+
+# MODES and Mode are the aim's; the installer and the simulator take them from here.
+from scaling.policy.aim import MODES, Mode
+
+DEFAULT_TARGET_VALUE = 3.0  # the old policy's number; per instance in per-instance mode
+DEFAULT_WARMUP_SECONDS = 60  # the old "scale out after about 60 s"
+MAX_WARMUP_SECONDS = 3600
+
+TOTAL_MODE_WARNING = (
+    "Warning: --mode total tracks the raw backlog, which does not fall as instances are "
+    "added, so target tracking keeps adding capacity while the count stays above the "
+    "target (over-scaling) and treats a long backlog on a large fleet like one on a "
+    "single instance (under-scaling when the target is high)."
+)
+
+
+class PolicyError(Exception):
+    """A bad input or a failed precondition: one sentence, shown as is."""
+
+
+def target_from_wait(*, acceptable_wait: float, processing_time: float) -> float:
+    """AWS's rule for a backlog-per-instance target: acceptable wait / processing time.
+
+    One instance may have as many videos waiting as it can process within the
+    wait a video may have; the caller checks that both numbers are above 0.
+    """
+    return acceptable_wait / processing_time
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    asg_name: str
+    mode: Mode
+    target_value: float
+    warmup_seconds: int
+    target_derivation: str
+
+
+def _number(flag: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise PolicyError(f"{flag} must be a number, got {raw!r}.") from None
+    if not math.isfinite(value) or value <= 0:
+        raise PolicyError(f"{flag} must be a finite number above 0, got {raw!r}.")
+    return value
+
+
+def asg_name_parse(raw: str | None) -> str:
+    name = scaling_settings().asg_name if raw is None else raw.strip()
+    if not 1 <= len(name) <= 255:
+        raise PolicyError("--asg-name must be 1 to 255 characters.")
+    return name
+
+
+def _mode_parse(raw: str | None) -> Mode:
+    chosen = raw or "per-instance"
+    for mode in MODES:
+        if chosen == mode:
+            return mode
+    raise PolicyError(f"--mode must be 'per-instance' or 'total', got {chosen!r}.")
+
+
+def policy_options_parse(
+    *,
+    asg_name: str | None,
+    mode: str | None,
+    target_value: str | None,
+    acceptable_wait: str | None,
+    processing_time: str | None,
+    warmup: str | None,
+) -> PolicyOptions:
+    """Turn the command's raw flags into options, or raise PolicyError with one sentence."""
+    name = asg_name_parse(asg_name)
+    chosen_mode = _mode_parse(mode)
+    derived = acceptable_wait is not None or processing_time is not None
+    if derived and target_value is not None:
+        raise PolicyError(
+            "Give either --target-value or --acceptable-wait with --processing-time, not both."
+        )
+    if acceptable_wait is not None and processing_time is None:
+        raise PolicyError(
+            "--acceptable-wait needs --processing-time (target = acceptable wait / processing "
+            "time)."
+        )
+    if processing_time is not None and acceptable_wait is None:
+        raise PolicyError(
+            "--processing-time needs --acceptable-wait (target = acceptable wait / processing "
+            "time)."
+        )
+    if derived and chosen_mode == "total":
+        raise PolicyError(
+            "--acceptable-wait and --processing-time derive a per-instance target; "
+            "--mode total takes --target-value."
+        )
+    if acceptable_wait is not None and processing_time is not None:
+        wait = _number("--acceptable-wait", acceptable_wait)
+        each = _number("--processing-time", processing_time)
+        value = target_from_wait(acceptable_wait=wait, processing_time=each)
+        if not math.isfinite(value) or value <= 0:
+            raise PolicyError(
+                f"--acceptable-wait / --processing-time gives {value!r}, which is not a "
+                "finite number above 0."
+            )
+        derivation = (
+            f"target {_fmt(value)} = acceptable wait {_fmt(wait)} s / processing time "
+            f"{_fmt(each)} s per video (videos waiting per in-service instance)"
+        )
+    elif target_value is not None:
+        value = _number("--target-value", target_value)
+        derivation = f"target {_fmt(value)} from --target-value"
+    else:
+        value = DEFAULT_TARGET_VALUE
+        derivation = f"target {_fmt(value)} (default)"
+    warmup_seconds = DEFAULT_WARMUP_SECONDS
+    if warmup is not None:
+        if not re.fullmatch(r"\s*\d{1,9}\s*", warmup) or int(warmup) > MAX_WARMUP_SECONDS:
+            raise PolicyError(
+                f"--warmup must be a whole number of seconds from 0 to {MAX_WARMUP_SECONDS}, "
+                f"got {warmup!r}."
+            )
+        warmup_seconds = int(warmup)
+    return PolicyOptions(
+        asg_name=name,
+        mode=chosen_mode,
+        target_value=value,
+        warmup_seconds=warmup_seconds,
+        target_derivation=derivation,
+    )
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
