@@ -23,9 +23,9 @@ LOG_LEVELS = frozenset(logging.getLevelNamesMapping())
 # botocore's own rule for a region name; a value it would refuse at the first call
 # is refused at start-up instead.
 REGION_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")
-# The longest key the internal endpoint compares (scaling.audit.internal_auth.MAX_KEY_LENGTH,
-# in UTF-8 bytes):
-# a longer configured key could never be presented, so it is refused here.
+# The longest key internal_keys_parse accepts, in UTF-8 bytes. INTERNAL_API_KEY no
+# longer goes through it (its rule is the scaling app's, system check scaling.E008);
+# WORKER_API_KEY still does.
 INTERNAL_KEY_MAX_LENGTH = 512
 
 
@@ -115,7 +115,7 @@ def broker_url_parse(raw: str | None, *, transports: frozenset[str]) -> str:
 
 def internal_keys_parse(name: str, raw: str | None) -> list[str]:
     keys = env_list_parse(raw)
-    # Bytes, not characters: the endpoint sees the header's UTF-8 bytes one per character.
+    # Bytes, not characters: an endpoint sees the header's UTF-8 bytes one per character.
     if any(len(key.encode("utf-8")) > INTERNAL_KEY_MAX_LENGTH for key in keys):
         raise ImproperlyConfigured(
             f"{name} holds a key longer than {INTERNAL_KEY_MAX_LENGTH} bytes, which no "

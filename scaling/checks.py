@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from scaling.audit.internal_auth import MAX_KEY_LENGTH
 from scaling.conf import ALLOWED_INTERVALS, QUEUE_URL_RE, internal_api_keys, scaling_settings
 
 # CloudWatch limits: names and dimension values are 1..255 characters.
@@ -27,6 +28,23 @@ def internal_api_key_check(app_configs: Any = None, **kwargs: Any) -> list[Check
             "every request.",
             hint="Set INTERNAL_API_KEY (several keys comma-separated for rotation).",
             id="scaling.W001",
+        )
+    ]
+
+
+# Not a deploy check: a key that can never match breaks the endpoint in every
+# environment, so ``check``, ``migrate`` and runserver stop on it everywhere.
+@register(Tags.security)
+def internal_api_key_length_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if all(len(key.encode("utf-8")) <= MAX_KEY_LENGTH for key in internal_api_keys()):
+        return []
+    return [
+        Error(
+            # The key itself stays out of the message (and the journal).
+            f"INTERNAL_API_KEY (or LAMBDA_INTERNAL_API_KEY) holds a key longer than "
+            f"{MAX_KEY_LENGTH} bytes, which no request can present: set keys of "
+            f"{MAX_KEY_LENGTH} bytes or fewer.",
+            id="scaling.E008",
         )
     ]
 

@@ -8,7 +8,6 @@ publisher measured. It reads only; it publishes nothing.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError
@@ -17,9 +16,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from scaling.audit.internal_auth import internal_request_refusal
-from scaling.models import MetricPublication
+from scaling.audit.serialise import backlog_answer
 from scaling.selectors import publication_latest
-from video.selectors import Backlog, video_backlog_get
+from video.selectors import video_backlog_get
 
 logger = logging.getLogger("scaling.internal_api")
 
@@ -29,30 +28,6 @@ def _json(data: dict[str, Any], *, status: int = 200) -> JsonResponse:
     # A proxy or CDN in front must never keep an answer for the next caller.
     response["Cache-Control"] = "no-store"
     return response
-
-
-def _publication_json(publication: MetricPublication | None, *, now: datetime) -> Any:
-    if publication is None:
-        return None
-    return {
-        "value": publication.value,
-        "source": publication.source or None,
-        "status": publication.status,
-        "slot_start": publication.slot_start.isoformat(),
-        "age_seconds": round((now - publication.slot_start).total_seconds(), 3),
-    }
-
-
-def _backlog_json(backlog: Backlog, publication: MetricPublication | None) -> dict[str, Any]:
-    oldest = backlog.oldest_waiting_seconds
-    return {
-        "backlog_count": backlog.total,
-        "uploaded": backlog.uploaded,
-        "processing": backlog.processing,
-        "oldest_waiting_seconds": None if oldest is None else round(oldest, 3),
-        "measured_at": backlog.measured_at.isoformat(),
-        "last_publication": _publication_json(publication, now=timezone.now()),
-    }
 
 
 # CSRF protection would answer a POST with 403 before the method check; this
@@ -71,4 +46,4 @@ def backlog_count_view(request: HttpRequest) -> JsonResponse:
     except DatabaseError as exc:
         logger.error("Internal API: database unavailable | error=%s", exc)
         return _json({"error": f"database unavailable ({type(exc).__name__})"}, status=503)
-    return _json(_backlog_json(backlog, publication))
+    return _json(backlog_answer(backlog, publication, now=timezone.now()))

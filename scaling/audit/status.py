@@ -7,74 +7,118 @@ turns that part into one sentence and leaves the others standing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 from django.core.cache import cache
 from django.db import DatabaseError
 
+from scaling.audit.serialise import (
+    BacklogCounts,
+    PublicationRow,
+    backlog_counts,
+    publication_row,
+)
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
 from scaling.errors import error_one_line
 from scaling.policy.aim import capacity_aim
-from scaling.policy.install import TARGET_POLICY_NAME, wake_alarm_name
+from scaling.policy.requests import TARGET_POLICY_NAME, wake_alarm_name
 from scaling.selectors import publications_recent
 from video.selectors import video_backlog_get
 
 T = TypeVar("T")
 RECENT_PUBLICATIONS = 5
+# A part's error shares a line with its label: long enough for an AWS message.
+_ERROR_LIMIT = 300
 
 
-@dataclass
-class Part:
-    ok: bool
-    data: Any = None
+@dataclass(frozen=True)
+class Part(Generic[T]):
+    """One part of the status: what was read, or the one line that says why not."""
+
+    data: T | None = None
     error: str = ""
 
+    @property
+    def ok(self) -> bool:
+        # Every reader returns a value (an empty list at least): None means it failed.
+        return self.data is not None
+
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "data": self.data, "error": self.error}
+        return {"ok": self.ok, **asdict(self)}
 
 
-def _one_line(exc: BaseException) -> str:
-    return error_one_line(exc, limit=300)
+# The parts' data. Field names are the keys of ``scaling_status --json``.
 
 
-def _part(read: Callable[[], T], *, errors: tuple[type[BaseException], ...]) -> Part:
+@dataclass(frozen=True)
+class Group:
+    min: int
+    max: int
+    desired: int
+    in_service: int
+    enabled_metrics: list[str]
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    type: str | None
+    target_value: float | None
+    mode: str | None  # "per-instance", "total", or None when it tracks no backlog metric
+    tracks: str | None
+    warmup_seconds: int | None
+    alarms: list[str]
+
+
+@dataclass(frozen=True)
+class Alarm:
+    name: str
+    state: str | None
+
+
+@dataclass(frozen=True)
+class Agreement:
+    published: int | None
+    slot_start: str
+    database_now: int
+    agrees: bool
+
+
+@dataclass(frozen=True)
+class AimEstimate:
+    instances: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class Aim(AimEstimate):
+    backlog: int
+    basis: str  # where the backlog came from: "database now" or "latest publication"
+
+
+def _part(read: Callable[[], T], *, errors: tuple[type[BaseException], ...]) -> Part[T]:
     try:
-        return Part(ok=True, data=read())
+        return Part(data=read())
     except errors as exc:
-        return Part(ok=False, error=_one_line(exc))
+        return Part(error=error_one_line(exc, limit=_ERROR_LIMIT))
 
 
 _AWS_ERRORS = (BotoCoreError, ClientError, ResponseParserError)
 
 
-def _backlog_read() -> dict[str, Any]:
-    backlog = video_backlog_get()
-    return {
-        "total": backlog.total,
-        "uploaded": backlog.uploaded,
-        "processing": backlog.processing,
-        "oldest_waiting_seconds": backlog.oldest_waiting_seconds,
-    }
+def _backlog_read() -> BacklogCounts:
+    return backlog_counts(video_backlog_get())
 
 
-def _publications_read() -> list[dict[str, Any]]:
-    return [
-        {
-            "slot_start": row.slot_start.isoformat(),
-            "value": row.value,
-            "source": row.source or None,
-            "status": row.status,
-            "error": row.error,
-        }
-        for row in publications_recent(limit=RECENT_PUBLICATIONS)
-    ]
+def _publications_read() -> list[PublicationRow]:
+    return [publication_row(row) for row in publications_recent(limit=RECENT_PUBLICATIONS)]
 
 
-def _group_read(autoscaling: Any, asg_name: str) -> dict[str, Any]:
+def _group_read(autoscaling: Any, asg_name: str) -> Group:
     groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])[
         "AutoScalingGroups"
     ]
@@ -83,18 +127,18 @@ def _group_read(autoscaling: Any, asg_name: str) -> dict[str, Any]:
             f"group {asg_name!r} does not exist in region {scaling_settings().region}"
         )
     group = groups[0]
-    return {
-        "min": group["MinSize"],
-        "max": group["MaxSize"],
-        "desired": group["DesiredCapacity"],
-        "in_service": sum(
+    return Group(
+        min=group["MinSize"],
+        max=group["MaxSize"],
+        desired=group["DesiredCapacity"],
+        in_service=sum(
             1 for i in group.get("Instances", []) if i.get("LifecycleState") == "InService"
         ),
-        "enabled_metrics": sorted(m["Metric"] for m in group.get("EnabledMetrics", [])),
-    }
+        enabled_metrics=sorted(m["Metric"] for m in group.get("EnabledMetrics", [])),
+    )
 
 
-def _policies_read(autoscaling: Any, asg_name: str) -> list[dict[str, Any]]:
+def _policies_read(autoscaling: Any, asg_name: str) -> list[Policy]:
     policies = autoscaling.describe_policies(AutoScalingGroupName=asg_name)["ScalingPolicies"]
     out = []
     for policy in policies:
@@ -111,27 +155,27 @@ def _policies_read(autoscaling: Any, asg_name: str) -> list[dict[str, Any]]:
         else:
             tracks, mode = None, None
         out.append(
-            {
-                "name": policy["PolicyName"],
-                "type": policy.get("PolicyType"),
-                "target_value": config.get("TargetValue"),
-                "mode": mode,
-                "tracks": tracks,
-                "warmup_seconds": policy.get("EstimatedInstanceWarmup"),
-                "alarms": [a["AlarmName"] for a in policy.get("Alarms", [])],
-            }
+            Policy(
+                name=policy["PolicyName"],
+                type=policy.get("PolicyType"),
+                target_value=config.get("TargetValue"),
+                mode=mode,
+                tracks=tracks,
+                warmup_seconds=policy.get("EstimatedInstanceWarmup"),
+                alarms=[a["AlarmName"] for a in policy.get("Alarms", [])],
+            )
         )
     return out
 
 
-def _alarms_read(cloudwatch: Any, names: list[str]) -> list[dict[str, Any]]:
+def _alarms_read(cloudwatch: Any, names: list[str]) -> list[Alarm]:
     alarms = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
-    return [{"name": a["AlarmName"], "state": a.get("StateValue")} for a in alarms]
+    return [Alarm(name=a["AlarmName"], state=a.get("StateValue")) for a in alarms]
 
 
 def aim_estimate(
     *, mode: str | None, target: float, backlog: int, in_service: int, min_size: int, max_size: int
-) -> dict[str, Any]:
+) -> AimEstimate:
     """Where target tracking settles for this backlog: the simulator's rule, with its reason."""
     if mode == "total":
         instances = capacity_aim(
@@ -153,37 +197,27 @@ def aim_estimate(
             max_size=max_size,
         )
         rule = f"ceil(backlog {backlog} / target {target:g})"
-    return {"instances": instances, "rule": f"{rule}, within min {min_size} and max {max_size}"}
+    return AimEstimate(instances, f"{rule}, within min {min_size} and max {max_size}")
 
 
 @dataclass
 class ScalingStatus:
     asg_name: str
     region: str
-    database: Part
-    publications: Part
-    agreement: Part
-    group: Part
-    policies: Part
-    alarms: Part
-    aim: Part
+    database: Part[BacklogCounts]
+    publications: Part[list[PublicationRow]]
+    agreement: Part[Agreement]
+    group: Part[Group]
+    policies: Part[list[Policy]]
+    alarms: Part[list[Alarm]]
+    aim: Part[Aim]
 
     def as_json(self) -> dict[str, Any]:
+        parts = ("database", "publications", "agreement", "group", "policies", "alarms", "aim")
         return {
             "asg_name": self.asg_name,
             "region": self.region,
-            **{
-                name: getattr(self, name).as_json()
-                for name in (
-                    "database",
-                    "publications",
-                    "agreement",
-                    "group",
-                    "policies",
-                    "alarms",
-                    "aim",
-                )
-            },
+            **{name: getattr(self, name).as_json() for name in parts},
         }
 
 
@@ -223,20 +257,20 @@ def installed_policy_get(*, asg_name: str | None = None) -> InstalledPolicy | st
         autoscaling = autoscaling_client(role="status", for_page=True)
         group = _group_read(autoscaling, name)
         ours = next(
-            (p for p in _policies_read(autoscaling, name) if p["name"] == TARGET_POLICY_NAME),
+            (p for p in _policies_read(autoscaling, name) if p.name == TARGET_POLICY_NAME),
             None,
         )
-        if ours is None or not ours["target_value"] or ours["mode"] is None:
+        if ours is None or not ours.target_value or ours.mode is None:
             result = f"no {TARGET_POLICY_NAME} policy on {name}"
         else:
             result = InstalledPolicy(
-                mode=ours["mode"],
-                target=float(ours["target_value"]),
-                min_size=group["min"],
-                max_size=group["max"],
+                mode=ours.mode,
+                target=float(ours.target_value),
+                min_size=group.min,
+                max_size=group.max,
             )
     except (*_AWS_ERRORS, LookupError) as exc:
-        result = f"policy unknown ({_one_line(exc)})"
+        result = f"policy unknown ({error_one_line(exc, limit=_ERROR_LIMIT)})"
     cache.set(key, result, INSTALLED_POLICY_CACHE_SECONDS)
     return result
 
@@ -251,15 +285,16 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
         autoscaling = autoscaling_client(role="status")
         cloudwatch = cloudwatch_client(for_command=True, role="status")
     except _AWS_ERRORS as exc:  # e.g. no region configured
-        down = Part(ok=False, error=_one_line(exc))
+        # Every AWS part is down for the same reason; Any lets one Part stand for each.
+        down: Part[Any] = Part(error=error_one_line(exc, limit=_ERROR_LIMIT))
         return ScalingStatus(
             name, conf.region, database, publications, agreement, down, down, down, down
         )
     group = _part(lambda: _group_read(autoscaling, name), errors=(*_AWS_ERRORS, LookupError))
     policies = _part(lambda: _policies_read(autoscaling, name), errors=_AWS_ERRORS)
     alarm_names = [wake_alarm_name(name)]
-    if policies.ok:
-        alarm_names += [a for p in policies.data for a in p["alarms"]]
+    if policies.data is not None:
+        alarm_names += [a for p in policies.data for a in p.alarms]
     alarms = _part(lambda: _alarms_read(cloudwatch, alarm_names), errors=_AWS_ERRORS)
     aim = _aim(database, publications, group, policies)
     return ScalingStatus(
@@ -267,45 +302,51 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
     )
 
 
-def _agreement(database: Part, publications: Part) -> Part:
-    if not database.ok or not publications.ok:
-        return Part(ok=False, error="needs the database")
-    published = [p for p in publications.data if p["status"] == "published"]
+def _agreement(
+    database: Part[BacklogCounts], publications: Part[list[PublicationRow]]
+) -> Part[Agreement]:
+    if database.data is None or publications.data is None:
+        return Part(error="needs the database")
+    published = [p for p in publications.data if p.status == "published"]
     if not published:
-        return Part(ok=False, error="nothing published yet")
+        return Part(error="nothing published yet")
     latest = published[0]
-    now = database.data["total"]
+    now = database.data.total
     return Part(
-        ok=True,
-        data={
-            "published": latest["value"],
-            "slot_start": latest["slot_start"],
-            "database_now": now,
-            "agrees": latest["value"] == now,
-        },
+        data=Agreement(
+            published=latest.value,
+            slot_start=latest.slot_start,
+            database_now=now,
+            agrees=latest.value == now,
+        )
     )
 
 
-def _aim(database: Part, publications: Part, group: Part, policies: Part) -> Part:
-    if not group.ok or not policies.ok:
-        return Part(ok=False, error="needs the group and its policies")
-    ours = next((p for p in policies.data if p["name"] == TARGET_POLICY_NAME), None)
-    if ours is None or not ours["target_value"]:
-        return Part(ok=False, error=f"no {TARGET_POLICY_NAME} policy installed")
-    if database.ok:
-        backlog, basis = database.data["total"], "database now"
+def _aim(
+    database: Part[BacklogCounts],
+    publications: Part[list[PublicationRow]],
+    group: Part[Group],
+    policies: Part[list[Policy]],
+) -> Part[Aim]:
+    if group.data is None or policies.data is None:
+        return Part(error="needs the group and its policies")
+    ours = next((p for p in policies.data if p.name == TARGET_POLICY_NAME), None)
+    if ours is None or not ours.target_value:
+        return Part(error=f"no {TARGET_POLICY_NAME} policy installed")
+    if database.data is not None:
+        backlog, basis = database.data.total, "database now"
     else:
-        published = [p for p in publications.data or [] if p["value"] is not None]
-        if not published:
-            return Part(ok=False, error="no backlog known: database down, nothing published")
-        backlog, basis = published[0]["value"], "latest publication"
+        known = [p.value for p in publications.data or [] if p.value is not None]
+        if not known:
+            return Part(error="no backlog known: database down, nothing published")
+        backlog, basis = known[0], "latest publication"
     g = group.data
     estimate = aim_estimate(
-        mode=ours["mode"],
-        target=float(ours["target_value"]),
+        mode=ours.mode,
+        target=float(ours.target_value),
         backlog=backlog,
-        in_service=g["in_service"],
-        min_size=g["min"],
-        max_size=g["max"],
+        in_service=g.in_service,
+        min_size=g.min,
+        max_size=g.max,
     )
-    return Part(ok=True, data={**estimate, "backlog": backlog, "basis": basis})
+    return Part(data=Aim(**asdict(estimate), backlog=backlog, basis=basis))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from academy.envparse import INTERNAL_KEY_MAX_LENGTH, internal_keys_parse
-from scaling.audit.internal_auth import KeyRefusal, internal_key_refusal
+from academy.envparse import env_list_parse
+from scaling.audit.internal_auth import MAX_KEY_LENGTH, KeyRefusal, internal_key_refusal
 
 common = settings(deadline=None, max_examples=200)
 
@@ -25,7 +25,7 @@ key_text = (
         max_size=80,
     )
     .map(str.strip)
-    .filter(lambda k: bool(k) and len(k.encode("utf-8")) <= INTERNAL_KEY_MAX_LENGTH)
+    .filter(lambda k: bool(k) and len(k.encode("utf-8")) <= MAX_KEY_LENGTH)
 )
 key_lists = st.lists(key_text, min_size=1, max_size=5, unique=True)
 presented_text = st.text(st.characters(codec="utf-8"), max_size=600)
@@ -101,7 +101,7 @@ def test_no_key_configured_refuses_everyone(presented: str | None) -> None:
 @given(keys=key_lists, pads=st.lists(st.text(" \t", max_size=2), min_size=12, max_size=12))
 def test_rotation_every_key_of_the_setting_is_accepted(keys: list[str], pads: list[str]) -> None:
     raw = ",".join(f"{pads[i]}{k}{pads[i + 1]}" for i, k in enumerate(keys))
-    parsed = internal_keys_parse("INTERNAL_API_KEY", raw)
+    parsed = env_list_parse(raw)
 
     assert parsed == keys
     for key in keys:
@@ -113,7 +113,7 @@ def test_rotation_every_key_of_the_setting_is_accepted(keys: list[str], pads: li
 def test_rotation_a_retired_key_is_refused(keys: list[str]) -> None:
     retired, *current = keys
     assume(all(retired.encode() != k.encode() for k in current))
-    parsed = internal_keys_parse("INTERNAL_API_KEY", ",".join(current))
+    parsed = env_list_parse(",".join(current))
 
     assert internal_key_refusal(presented=on_the_wire(retired), keys=parsed) is KeyRefusal.MISMATCH
 
@@ -131,7 +131,7 @@ def test_two_headers_joined_by_the_server_are_refused(keys: list[str], data: st.
 @common
 @given(keys=key_lists, extra=st.integers(min_value=1, max_value=2000))
 def test_longer_than_the_limit_is_refused_without_comparing(keys: list[str], extra: int) -> None:
-    presented = "k" * (INTERNAL_KEY_MAX_LENGTH + extra)
+    presented = "k" * (MAX_KEY_LENGTH + extra)
 
     assert internal_key_refusal(presented=presented, keys=keys) is KeyRefusal.MALFORMED
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
 from devstack.localaws import port_free_get
-from scaling.management.commands.check_internal_api import endpoint_url
+from scaling.audit.probe import endpoint_url
 from tests.factories import videos_create
 
 KEY = "k-check-8c1d"
@@ -191,7 +191,7 @@ def test_database_down(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse() -> None:
         raise OperationalError("connection refused\nIs the server running?")
 
-    monkeypatch.setattr("scaling.management.commands.check_internal_api.video_backlog_get", refuse)
+    monkeypatch.setattr("scaling.audit.probe.video_backlog_get", refuse)
 
     _, error = _run("http://127.0.0.1:1")
 

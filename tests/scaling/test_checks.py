@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 from django.core.checks import Error, Warning, run_checks
 
-from scaling.checks import internal_api_key_check, scaling_settings_check
+from scaling.audit.internal_auth import MAX_KEY_LENGTH
+from scaling.checks import (
+    internal_api_key_check,
+    internal_api_key_length_check,
+    scaling_settings_check,
+)
 
 QUEUE_HINT = (
     "Set it to https://sqs.<region>.amazonaws.com/<account-id>/<queue-name>, "
@@ -167,3 +172,29 @@ def test_no_internal_key_is_a_deploy_warning(settings: Any) -> None:
 def test_internal_key_configured(settings: Any) -> None:
     settings.INTERNAL_API_KEYS = ["new", "old"]
     assert internal_api_key_check() == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("k" * (MAX_KEY_LENGTH + 1), id="ascii"),
+        pytest.param("ключ" * 64 + "й", id="257-characters-514-utf8-bytes"),
+    ],
+)
+def test_internal_key_longer_than_the_endpoint_compares_is_an_error(
+    key: str, settings: Any
+) -> None:
+    settings.INTERNAL_API_KEYS = ["current", key]
+    expected = Error(
+        "INTERNAL_API_KEY (or LAMBDA_INTERNAL_API_KEY) holds a key longer than 512 bytes, "
+        "which no request can present: set keys of 512 bytes or fewer.",
+        id="scaling.E008",
+    )
+    assert internal_api_key_length_check() == [expected]
+    # Not a deploy-only check: every manage.py command stops on it.
+    assert "scaling.E008" in {message.id for message in run_checks()}
+
+
+def test_internal_key_at_the_limit_passes(settings: Any) -> None:
+    settings.INTERNAL_API_KEYS = ["k" * MAX_KEY_LENGTH, "ключ" * 64]
+    assert internal_api_key_length_check() == []

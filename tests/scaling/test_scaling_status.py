@@ -128,4 +128,4 @@ def test_aim_estimate(mode: str, backlog: int, in_service: int, expected: int) -
         min_size=1 if mode == "total" else 0,
         max_size=10,
     )
-    assert estimate["instances"] == expected
+    assert estimate.instances == expected

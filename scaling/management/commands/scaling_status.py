@@ -7,7 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from scaling.audit.status import ScalingStatus, scaling_status_get
 from scaling.management.base import OneLineErrorCommand
-from scaling.policy.install import PolicyError, asg_name_parse
+from scaling.policy.options import PolicyError, asg_name_parse
 
 
 class Command(OneLineErrorCommand):
@@ -40,69 +40,67 @@ class Command(OneLineErrorCommand):
     def _report(self, s: ScalingStatus) -> None:
         out = self.stdout.write
         out(f"Group {s.asg_name} ({s.region})")
-        if s.database.ok:
-            b = s.database.data
-            oldest = b["oldest_waiting_seconds"]
+        if (b := s.database.data) is not None:
+            oldest = b.oldest_waiting_seconds
             waited = "" if oldest is None else f"; oldest waiting {oldest:.0f} s"
             out(
-                f"Backlog in the database now: {b['total']} "
-                f"(uploaded {b['uploaded']}, processing {b['processing']}{waited})."
+                f"Backlog in the database now: {b.total} "
+                f"(uploaded {b.uploaded}, processing {b.processing}{waited})."
             )
         else:
             self._down("Backlog in the database", s.database.error)
-        if not s.publications.ok:
+        if (publications := s.publications.data) is None:
             self._down("Last publications", s.publications.error)
-        elif not s.publications.data:
+        elif not publications:
             out("Last publications: none yet.")
         else:
             out("Last publications:")
-            for p in s.publications.data:
-                value = "-" if p["value"] is None else p["value"]
-                out(f"  {p['slot_start']} {p['status']} {value} ({p['source'] or 'no source'})")
-        if s.agreement.ok:
-            a = s.agreement.data
-            verdict = "agrees with" if a["agrees"] else "differs from"
+            for p in publications:
+                value = "-" if p.value is None else p.value
+                out(f"  {p.slot_start} {p.status} {value} ({p.source or 'no source'})")
+        if (a := s.agreement.data) is not None:
+            verdict = "agrees with" if a.agrees else "differs from"
             out(
-                f"Latest published value {a['published']} (slot {a['slot_start']}) {verdict} "
-                f"the database now ({a['database_now']})."
+                f"Latest published value {a.published} (slot {a.slot_start}) {verdict} "
+                f"the database now ({a.database_now})."
             )
         else:
             out(f"Published versus database: not compared ({s.agreement.error}).")
-        if s.group.ok:
-            g = s.group.data
-            metrics = ", ".join(g["enabled_metrics"]) or "none"
+        if (g := s.group.data) is not None:
+            metrics = ", ".join(g.enabled_metrics) or "none"
             out(
-                f"Capacity: min {g['min']}, max {g['max']}, desired {g['desired']}, "
-                f"in service {g['in_service']}; group metrics: {metrics}."
+                f"Capacity: min {g.min}, max {g.max}, desired {g.desired}, "
+                f"in service {g.in_service}; group metrics: {metrics}."
             )
         else:
             self._down("Capacity", s.group.error)
-        if not s.policies.ok:
+        if (policies := s.policies.data) is None:
             self._down("Policies", s.policies.error)
-        elif not s.policies.data:
+        elif not policies:
             out("Policies: none installed.")
         else:
             out("Policies:")
-            for p in s.policies.data:
-                details = [p["type"] or "?"]
-                if p["mode"]:
-                    details.append(f"{p['mode']}: {p['tracks']}, target {p['target_value']:g}")
-                if p["warmup_seconds"] is not None:
-                    details.append(f"warmup {p['warmup_seconds']} s")
-                out(f"  {p['name']}: {'; '.join(details)}")
-        if not s.alarms.ok:
+            for policy in policies:
+                details = [policy.type or "?"]
+                if policy.mode:
+                    details.append(
+                        f"{policy.mode}: {policy.tracks}, target {policy.target_value:g}"
+                    )
+                if policy.warmup_seconds is not None:
+                    details.append(f"warmup {policy.warmup_seconds} s")
+                out(f"  {policy.name}: {'; '.join(details)}")
+        if (alarms := s.alarms.data) is None:
             self._down("Alarms", s.alarms.error)
-        elif not s.alarms.data:
+        elif not alarms:
             out("Alarms: none.")
         else:
             out("Alarms:")
-            for alarm in s.alarms.data:
-                out(f"  {alarm['name']}: {alarm['state']}")
-        if s.aim.ok:
-            aim = s.aim.data
+            for alarm in alarms:
+                out(f"  {alarm.name}: {alarm.state}")
+        if (aim := s.aim.data) is not None:
             out(
-                f"Target tracking aims for about {aim['instances']} instances "
-                f"({aim['rule']}; backlog from the {aim['basis']})."
+                f"Target tracking aims for about {aim.instances} instances "
+                f"({aim.rule}; backlog from the {aim.basis})."
             )
         else:
             out(f"Target tracking aim: unknown ({s.aim.error}).")
