@@ -18,14 +18,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from bench.common import percentile
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 "statuses": statuses,
                 "seconds": round(duration, 2),
                 "rate": round(len(latencies) / duration, 1) if duration else 0.0,
-                "p50_ms": round(_percentile(latencies, 0.50), 2),
-                "p99_ms": round(_percentile(latencies, 0.99), 2),
+                "p50_ms": round(percentile(latencies, 0.50), 2),
+                "p99_ms": round(percentile(latencies, 0.99), 2),
                 "mean_ms": round(statistics.fmean(latencies), 2) if latencies else 0.0,
             }
         )

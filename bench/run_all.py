@@ -24,12 +24,10 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from bench import backlog_query
-
-BASE_DIR = Path(__file__).resolve().parent.parent
+from bench.common import BASE_DIR, DEFAULT_SERVER_URL, database_drop
 
 
 def _progress(message: str) -> None:
@@ -61,15 +59,7 @@ def query_measure(
                 results.append({**asdict(result), "fill_seconds": round(fill_s, 1)})
     finally:
         connection.close()
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(backlog_query.BENCH_DB)
-                )
-            )
+        database_drop(backlog_query.BENCH_DB, server_url=server_url)
     return results
 
 
@@ -151,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=100, help="ticks sent to the worker")
     parser.add_argument(
         "--server-url",
-        default=os.environ.get("BENCH_DATABASE_URL", backlog_query.DEFAULT_SERVER_URL),
+        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_SERVER_URL),
     )
     # Internal: part 1 alone, as JSON (run in a child process by the full run).
     parser.add_argument("--query-only", action="store_true", help=argparse.SUPPRESS)

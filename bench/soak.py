@@ -33,9 +33,15 @@ from typing import Any
 
 import psycopg
 import redis
-from psycopg import sql
 
 from academy.celery import beat_argv, worker_argv
+from bench.common import (
+    BASE_DIR,
+    database_drop,
+    database_migrate,
+    database_recreate,
+    database_url,
+)
 from devstack.faultproxy import Mode, TcpProxy
 from devstack.localaws import (
     LOCAL_CREDENTIALS,
@@ -46,8 +52,6 @@ from devstack.localaws import (
     port_wait,
 )
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SOAK_REDIS_URL", "redis://127.0.0.1:6379/13")
 SOAK_DB = "academy_soak"
 INTERVAL = 10
@@ -141,25 +145,6 @@ def faults_plan(*, seed: int, start: float, end: float) -> list[Fault]:
     return sorted(plan, key=lambda f: f.start)
 
 
-def _db_url(name: str) -> str:
-    return SERVER_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-def _database_recreate() -> None:
-    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SOAK_DB))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SOAK_DB)))
-
-
-def _database_drop() -> None:
-    with contextlib.suppress(psycopg.Error), psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SOAK_DB))
-        )
-
-
 class Processes:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
@@ -206,7 +191,7 @@ def soak_run(
     tmp.mkdir(parents=True, exist_ok=True)
     report = SoakReport(minutes=minutes, seed=seed)
     processes = Processes(tmp)
-    _database_recreate()
+    database_recreate(SOAK_DB)
     redis.Redis.from_url(redis_url).flushdb()
     try:
         with moto_server() as endpoint:
@@ -220,7 +205,8 @@ def soak_run(
             )
     finally:
         processes.stop_all()
-        _database_drop()
+        with contextlib.suppress(psycopg.Error):
+            database_drop(SOAK_DB)
         redis.Redis.from_url(redis_url).flushdb()
     return report
 
@@ -263,26 +249,21 @@ def _soak(
     }
     direct_env = {
         **base_env,
-        "DATABASE_URL": _db_url(SOAK_DB),
+        "DATABASE_URL": database_url(SOAK_DB),
         "CELERY_BROKER_URL": redis_url,
         "SCALING_STATE_URL": redis_url,
         "AWS_ENDPOINT_URL": endpoint,
     }
     faulty_env = {
         **base_env,
-        "DATABASE_URL": _db_url(SOAK_DB).replace(":5432/", f":{proxies['postgres'].port}/"),
+        "DATABASE_URL": database_url(SOAK_DB).replace(":5432/", f":{proxies['postgres'].port}/"),
         "CELERY_BROKER_URL": f"redis://127.0.0.1:{proxies['redis'].port}/{redis_db}",
         "SCALING_STATE_URL": f"redis://127.0.0.1:{proxies['redis'].port}/{redis_db}",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{proxies['aws'].port}",
     }
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            cwd=BASE_DIR,
-            env=direct_env,
-            check=True,
-        )
-        with psycopg.connect(_db_url(SOAK_DB), autocommit=True) as conn:
+        database_migrate(direct_env)
+        with psycopg.connect(database_url(SOAK_DB), autocommit=True) as conn:
             for status, n in (
                 ("UPLOADED", DB_BACKLOG[0]),
                 ("PROCESSING", DB_BACKLOG[1]),
@@ -384,7 +365,7 @@ def _soak(
 def _first_publication_wait(*, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(psycopg.Error), psycopg.connect(_db_url(SOAK_DB)) as conn:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(database_url(SOAK_DB)) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM scaling_metricpublication WHERE status = 'published'"
             ).fetchone()
@@ -447,7 +428,7 @@ def _analyse(
         if p["Minimum"] not in truths or p["Maximum"] not in truths:
             report.wrong_values += 1
 
-    with psycopg.connect(_db_url(SOAK_DB)) as conn:
+    with psycopg.connect(database_url(SOAK_DB)) as conn:
         rows = conn.execute(
             "SELECT extract(epoch FROM slot_start), status, source, duration_ms"
             " FROM scaling_metricpublication WHERE slot_start >= %s AND slot_start < %s",

@@ -29,122 +29,47 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
+from bench.common import BASE_DIR, bench_stack, fill_args_parse, percentile
+from devstack.localaws import port_free_get, port_wait
 
-from devstack.localaws import (
-    LOCAL_CREDENTIALS,
-    local_aws_bootstrap,
-    moto_server,
-    port_free_get,
-    port_wait,
-)
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 BENCH_DB = "academy_bench_tick"
 KEY = "bench-internal-key"
 
 
-def _database_recreate() -> str:
-    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(BENCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    return SERVER_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-
-
-def _database_drop() -> None:
-    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
-
-
-def _fill(db_url: str, *, rows: int, waiting: int) -> None:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(
-            """
-            INSERT INTO video_video (title, status, created_at, updated_at, status_changed_at)
-            SELECT 'Lecture ' || g,
-                   CASE WHEN g %% %(step)s = 0 THEN 'UPLOADED' ELSE 'READY' END,
-                   now(), now(), now() - (g || ' seconds')::interval
-            FROM generate_series(1, %(rows)s) AS g
-            """,
-            {"rows": rows, "step": max(1, rows // waiting)},
-        )
-        conn.execute("VACUUM ANALYZE video_video")
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def _p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--waiting", type=int, default=1_000)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    if args.runs < 3 or args.rows < args.waiting or args.waiting < 1:
-        parser.error("--runs must be 3 or more and --rows at least --waiting (1 or more)")
+    args = fill_args_parse(argv, __doc__, "--runs", default=50, least=3, waiting_least=1)
 
-    db_url = _database_recreate()
     tmp = Path(tempfile.mkdtemp(prefix="bench-tick-"))
-    gunicorn: subprocess.Popen[bytes] | None = None
-    try:
-        with moto_server() as endpoint:
-            created = local_aws_bootstrap(endpoint)
-            env = {
-                **os.environ,
-                **LOCAL_CREDENTIALS,
-                "DATABASE_URL": db_url,
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_REGION": created["region"],
-                "SCALING_SQS_QUEUE_URL": created["queue_url"],
-                "SCALING_STATE_URL": f"file://{tmp / 'state'}",
-                "ACADEMY_VAR_DIR": str(tmp / "var"),
-                "INTERNAL_API_KEY": KEY,
-                "DEBUG": "true",
-                "LOG_LEVEL": "WARNING",
-            }
-            subprocess.run(
-                [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-                cwd=BASE_DIR,
-                env=env,
-                check=True,
-            )
-            _fill(db_url, rows=args.rows, waiting=args.waiting)
-            port = port_free_get()
-            gunicorn = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "academy.wsgi",
-                    "-b",
-                    f"127.0.0.1:{port}",
-                    "-w",
-                    "2",
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=BASE_DIR,
-                env=env,
-            )
+    env_extra = {
+        "SCALING_STATE_URL": f"file://{tmp / 'state'}",
+        "INTERNAL_API_KEY": KEY,
+        "DEBUG": "true",
+    }
+    with bench_stack(BENCH_DB, tmp, rows=args.rows, waiting=args.waiting, env=env_extra) as env:
+        port = port_free_get()
+        gunicorn = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "academy.wsgi",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-w",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+        )
+        try:
             port_wait("127.0.0.1", port)
             os.environ.update(env)
             result = _measure(args, f"http://127.0.0.1:{port}")
-    finally:
-        if gunicorn is not None:
+        finally:
             gunicorn.terminate()
             gunicorn.wait(timeout=10)
-        _database_drop()
 
     if args.json:
         print(json.dumps(result))
@@ -210,11 +135,11 @@ def _measure(args: argparse.Namespace, base_url: str) -> dict[str, Any]:
         "rows": args.rows,
         "waiting": args.waiting,
         "backlog": values.pop(),
-        "in_app_median_ms": round(_median(in_app), 3),
-        "in_app_p90_ms": round(_p(in_app, 0.9), 3),
-        "http_median_ms": round(_median(http), 3),
-        "http_p90_ms": round(_p(http, 0.9), 3),
-        "ratio": round(_median(http) / _median(in_app), 2),
+        "in_app_median_ms": round(statistics.median(in_app), 3),
+        "in_app_p90_ms": round(percentile(in_app, 0.9), 3),
+        "http_median_ms": round(statistics.median(http), 3),
+        "http_p90_ms": round(percentile(http, 0.9), 3),
+        "ratio": round(statistics.median(http) / statistics.median(in_app), 2),
     }
 
 

@@ -19,7 +19,6 @@ bench`` runs it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -36,12 +35,9 @@ from typing import Any
 import psycopg
 import redis
 from celery import Celery
-from psycopg import sql
 
-from devstack.localaws import LOCAL_CREDENTIALS, local_aws_bootstrap, moto_server
+from bench.common import BASE_DIR, bench_stack, fill_args_parse
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 BENCH_DB = "academy_bench_worker"
 TASK_NAME = "scaling.tasks.publish_backlog_metric"
@@ -83,39 +79,6 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def _database_recreate() -> str:
-    with psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    return SERVER_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-
-
-def _database_drop() -> None:
-    with psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
-
-
-def _fill(db_url: str, *, rows: int, waiting: int) -> None:
-    step = max(1, rows // max(1, waiting))
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(
-            """
-            INSERT INTO video_video (title, status, created_at, updated_at, status_changed_at)
-            SELECT 'Lecture ' || g,
-                   CASE WHEN g %% %(step)s = 0 AND g / %(step)s <= %(waiting)s
-                        THEN 'UPLOADED' ELSE 'READY' END,
-                   now(), now(), now() - (g || ' seconds')::interval
-            FROM generate_series(1, %(rows)s) AS g
-            """,
-            {"rows": rows, "step": step, "waiting": waiting},
-        )
-        conn.execute("VACUUM ANALYZE video_video")
-
-
 def _published_rows(conn: psycopg.Connection[Any]) -> list[tuple[str, float]]:
     return [
         (str(status), float(duration))
@@ -143,38 +106,20 @@ def _child_wait(worker: subprocess.Popen[bytes], *, timeout: float) -> int:
 
 
 def worker_ticks_measure(*, ticks: int, rows: int, waiting: int) -> WorkerFigures:
-    db_url = _database_recreate()
     store = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     store.flushdb()
     tmp = Path(tempfile.mkdtemp(prefix="bench-worker-"))
-    worker: subprocess.Popen[bytes] | None = None
+    env_extra = {
+        # Production settings: DEBUG off (no query log kept in memory).
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CELERY_BROKER_URL": REDIS_URL,
+        "SCALING_STATE_URL": REDIS_URL,
+        "SCALING_PUBLISH_INTERVAL_SECONDS": "60",
+    }
     try:
-        with moto_server() as endpoint:
-            created = local_aws_bootstrap(endpoint)
-            env = {
-                **os.environ,
-                **LOCAL_CREDENTIALS,
-                # Production settings: DEBUG off (no query log kept in memory).
-                "DEBUG": "false",
-                "SECRET_KEY": secrets.token_urlsafe(50),
-                "ALLOWED_HOSTS": "127.0.0.1",
-                "DATABASE_URL": db_url,
-                "CELERY_BROKER_URL": REDIS_URL,
-                "SCALING_STATE_URL": REDIS_URL,
-                "SCALING_PUBLISH_INTERVAL_SECONDS": "60",
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_REGION": created["region"],
-                "SCALING_SQS_QUEUE_URL": created["queue_url"],
-                "ACADEMY_VAR_DIR": str(tmp / "var"),
-                "LOG_LEVEL": "WARNING",
-            }
-            subprocess.run(
-                [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-                cwd=BASE_DIR,
-                env=env,
-                check=True,
-            )
-            _fill(db_url, rows=rows, waiting=waiting)
+        with bench_stack(BENCH_DB, tmp, rows=rows, waiting=waiting, env=env_extra) as env:
             celery_bin = Path(sys.executable).with_name("celery")
             worker = subprocess.Popen(
                 [
@@ -197,46 +142,46 @@ def worker_ticks_measure(*, ticks: int, rows: int, waiting: int) -> WorkerFigure
                 stdout=subprocess.DEVNULL,
                 stderr=(tmp / "worker.log").open("wb"),
             )
-            child = _child_wait(worker, timeout=60)
-            time.sleep(2)  # let the child finish its start-up before the first reading
-            rss_ready = _proc_rss_kib(child)
-            sender = Celery("bench", broker=REDIS_URL)
-            # One connection, polled every 20 ms: the poll itself stays off the figures.
-            audit = psycopg.connect(db_url, autocommit=True, connect_timeout=5)
-            rss: list[int] = []
-            cpu: list[float] = [_proc_cpu_ms(child)]
-            walls: list[float] = []
-            for i in range(ticks):
-                claims = list(store.scan_iter(match=CLAIM_PATTERN, count=1000))
-                if claims:
-                    store.delete(*claims)
-                sent = time.perf_counter()
-                sender.send_task(TASK_NAME, kwargs={"slot_start": time.time()})
-                deadline = time.monotonic() + TICK_TIMEOUT_SECONDS
-                while _audit_count(audit) < i + 1:
-                    if time.monotonic() > deadline:
-                        log = (tmp / "worker.log").read_text()[-2000:]
-                        raise SystemExit(f"error: tick {i + 1} left no audit row:\n{log}")
-                    time.sleep(0.02)
-                walls.append((time.perf_counter() - sent) * 1000)
-                if _children(worker.pid) != [child]:
-                    raise SystemExit("error: the pool child was replaced during the run")
-                rss.append(_proc_rss_kib(child))
-                cpu.append(_proc_cpu_ms(child))
-            sender.close()
-            records = _published_rows(audit)
-            audit.close()
-    finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
             try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=5)
+                child = _child_wait(worker, timeout=60)
+                time.sleep(2)  # let the child finish its start-up before the first reading
+                rss_ready = _proc_rss_kib(child)
+                sender = Celery("bench", broker=REDIS_URL)
+                # One connection, polled every 20 ms: the poll itself stays off the figures.
+                audit = psycopg.connect(env["DATABASE_URL"], autocommit=True, connect_timeout=5)
+                rss: list[int] = []
+                cpu: list[float] = [_proc_cpu_ms(child)]
+                walls: list[float] = []
+                for i in range(ticks):
+                    claims = list(store.scan_iter(match=CLAIM_PATTERN, count=1000))
+                    if claims:
+                        store.delete(*claims)
+                    sent = time.perf_counter()
+                    sender.send_task(TASK_NAME, kwargs={"slot_start": time.time()})
+                    deadline = time.monotonic() + TICK_TIMEOUT_SECONDS
+                    while _audit_count(audit) < i + 1:
+                        if time.monotonic() > deadline:
+                            log = (tmp / "worker.log").read_text()[-2000:]
+                            raise SystemExit(f"error: tick {i + 1} left no audit row:\n{log}")
+                        time.sleep(0.02)
+                    walls.append((time.perf_counter() - sent) * 1000)
+                    if _children(worker.pid) != [child]:
+                        raise SystemExit("error: the pool child was replaced during the run")
+                    rss.append(_proc_rss_kib(child))
+                    cpu.append(_proc_cpu_ms(child))
+                sender.close()
+                records = _published_rows(audit)
+                audit.close()
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait(timeout=5)
+    finally:
         store.flushdb()
         store.close()
-        _database_drop()
 
     statuses = {status for status, _ in records}
     if statuses != {"published"} or len(records) != ticks:
@@ -257,14 +202,7 @@ def worker_ticks_measure(*, ticks: int, rows: int, waiting: int) -> WorkerFigure
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ticks", type=int, default=100)
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--waiting", type=int, default=1_000)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    if args.ticks < 2 or args.rows < args.waiting or args.waiting < 0:
-        parser.error("--ticks must be 2 or more and --rows at least --waiting (0 or more)")
+    args = fill_args_parse(argv, __doc__, "--ticks", default=100, least=2, waiting_least=0)
     figures = worker_ticks_measure(ticks=args.ticks, rows=args.rows, waiting=args.waiting)
     data: dict[str, Any] = asdict(figures)
     if args.json:

@@ -21,31 +21,26 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_sqs import SQSClient
 
+
+def _config(*, connect_timeout: int, read_timeout: int, attempts: int) -> Config:
+    """Timeouts in seconds; ``attempts`` counts the first call (1: no retry)."""
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+    )
+
+
+# Each is an object of its own (clients are cached by the config's identity).
 # connect 1 s + read 2 s, one attempt: PutMetricData is not idempotent, so
 # scaling.publishing.cloudwatch retries it itself, only where nothing can have been stored.
-PUBLISH_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=2,
-    retries={"mode": "standard", "total_max_attempts": 1},
-)
+PUBLISH_CONFIG = _config(connect_timeout=1, read_timeout=2, attempts=1)
 # The fallback read gets a single retry: it only runs when the database already cost time.
-FALLBACK_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=2,
-    retries={"mode": "standard", "total_max_attempts": 2},
-)
+FALLBACK_CONFIG = _config(connect_timeout=1, read_timeout=2, attempts=2)
 # Commands run by a person can wait longer.
-ADMIN_CONFIG = Config(
-    connect_timeout=3,
-    read_timeout=10,
-    retries={"mode": "standard", "total_max_attempts": 3},
-)
+ADMIN_CONFIG = _config(connect_timeout=3, read_timeout=10, attempts=3)
 # A web page waits for no outage: one short attempt, then the page says so.
-PAGE_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=2,
-    retries={"mode": "standard", "total_max_attempts": 1},
-)
+PAGE_CONFIG = _config(connect_timeout=1, read_timeout=2, attempts=1)
 
 
 # Who makes the call: each role has its own least-privilege document in deploy/iam/<role>.json.

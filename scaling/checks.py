@@ -53,6 +53,24 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0] + "://" if "://" in url else url[:8] + "..."
 
 
+def _name_error(
+    name: str, value: str, check_id: str, hints: tuple[str, str] | None = None
+) -> Error | None:
+    """The error for a CloudWatch / Auto Scaling name that is empty or too long, else None.
+
+    ``hints``: what to do when it is empty, and when it is too long; by default
+    both say the limits.
+    """
+    if value and len(value) <= _MAX_NAME:
+        return None
+    hint_empty, hint_long = hints or (
+        (f"Set {name} to 1 to 255 characters (default: see .env.example).",) * 2
+    )
+    if not value:
+        return Error(f"{name} is empty.", hint=hint_empty, id=check_id)
+    return Error(f"{name} is longer than 255 characters.", hint=hint_long, id=check_id)
+
+
 def _settings_errors() -> list[CheckMessage]:
     conf = scaling_settings()
     errors: list[CheckMessage] = []
@@ -64,15 +82,16 @@ def _settings_errors() -> list[CheckMessage]:
                 id="scaling.E001",
             )
         )
-    if not conf.namespace:
-        errors.append(
-            Error(
-                "SCALING_NAMESPACE is empty.",
-                hint="Set SCALING_NAMESPACE, e.g. Academy/VideoProcessing.",
-                id="scaling.E002",
-            )
-        )
-    elif conf.namespace.startswith("AWS/"):
+    namespace_error = _name_error(
+        "SCALING_NAMESPACE",
+        conf.namespace,
+        "scaling.E002",
+        (
+            "Set SCALING_NAMESPACE, e.g. Academy/VideoProcessing.",
+            "Set a shorter SCALING_NAMESPACE.",
+        ),
+    )
+    if conf.namespace.startswith("AWS/"):
         errors.append(
             Error(
                 f"SCALING_NAMESPACE {conf.namespace!r} starts with 'AWS/', which CloudWatch "
@@ -81,14 +100,8 @@ def _settings_errors() -> list[CheckMessage]:
                 id="scaling.E002",
             )
         )
-    elif len(conf.namespace) > _MAX_NAME:
-        errors.append(
-            Error(
-                "SCALING_NAMESPACE is longer than 255 characters.",
-                hint="Set a shorter SCALING_NAMESPACE.",
-                id="scaling.E002",
-            )
-        )
+    elif namespace_error:
+        errors.append(namespace_error)
     if conf.sqs_queue_url and not QUEUE_URL_RE.match(conf.sqs_queue_url):
         errors.append(
             Error(
@@ -98,34 +111,18 @@ def _settings_errors() -> list[CheckMessage]:
                 id="scaling.E003",
             )
         )
-    if not conf.asg_name:
-        errors.append(
-            Error(
-                "SCALING_ASG_NAME is empty.",
-                hint="Set SCALING_ASG_NAME to the video workers' Auto Scaling group name.",
-                id="scaling.E004",
-            )
-        )
-    elif len(conf.asg_name) > _MAX_NAME:
-        errors.append(
-            Error(
-                "SCALING_ASG_NAME is longer than 255 characters.",
-                hint="Set SCALING_ASG_NAME to the group's real name.",
-                id="scaling.E004",
-            )
-        )
-    for name, value in (
-        ("SCALING_METRIC_NAME", conf.metric_name),
-        ("SCALING_WORKER_TYPE", conf.worker_type),
+    asg_hints = (
+        "Set SCALING_ASG_NAME to the video workers' Auto Scaling group name.",
+        "Set SCALING_ASG_NAME to the group's real name.",
+    )
+    for name, value, check_id, hints in (
+        ("SCALING_ASG_NAME", conf.asg_name, "scaling.E004", asg_hints),
+        ("SCALING_METRIC_NAME", conf.metric_name, "scaling.E005", None),
+        ("SCALING_WORKER_TYPE", conf.worker_type, "scaling.E005", None),
     ):
-        if not value or len(value) > _MAX_NAME:
-            errors.append(
-                Error(
-                    f"{name} is {'empty' if not value else 'longer than 255 characters'}.",
-                    hint=f"Set {name} to 1 to 255 characters (default: see .env.example).",
-                    id="scaling.E005",
-                )
-            )
+        error = _name_error(name, value, check_id, hints)
+        if error:
+            errors.append(error)
     if conf.audit_retention_days is None or conf.audit_retention_days < 1:
         errors.append(
             Error(

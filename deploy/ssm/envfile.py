@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import boto3
@@ -149,3 +150,20 @@ def ssm_error_line(exc: BotoCoreError | ClientError, secrets: Iterable[str]) -> 
         message = redact(str(error.get("Message", "")), secrets)
         return f"error: SSM refused: {error.get('Code', 'error')}: {message}"
     return f"error: cannot reach SSM: {redact(str(exc), secrets)}"
+
+
+def command_run(body: Callable[[list[str]], int]) -> int:
+    """Run a command's ``body``; a mistake or an SSM failure becomes one line on stderr, exit 1.
+
+    ``body`` gets the list it adds every secret value to as soon as it knows
+    one, so that an SSM error message shown afterwards has them blanked out.
+    """
+    secrets: list[str] = []
+    try:
+        return body(secrets)
+    except EnvFileError as exc:
+        print(f"error: {exc}.", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:
+        print(ssm_error_line(exc, secrets), file=sys.stderr)
+        return 1

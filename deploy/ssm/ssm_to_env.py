@@ -16,15 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from deploy.ssm.envfile import (
     EnvFileError,
+    command_run,
     env_render,
     prefix_normalise,
     region_resolve,
     ssm_client_build,
-    ssm_error_line,
     ssm_values_get,
 )
 
@@ -68,33 +66,29 @@ def _write_atomically(path: Path, text: str, *, mode: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    secrets: list[str] = []
+    return command_run(lambda secrets: _render(args, secrets))
+
+
+def _render(args: argparse.Namespace, secrets: list[str]) -> int:
+    prefix = prefix_normalise(args.prefix)
+    if not args.output.parent.is_dir():
+        raise EnvFileError(f"the directory {args.output.parent} does not exist")
+    client = ssm_client_build(region=region_resolve(args.region))
+    found = ssm_values_get(client, prefix=prefix)
+    secrets.extend(value for value, _ in found.values())
+    if not found:
+        raise EnvFileError(f"no parameters under {prefix}: {args.output} left as it was")
+    text = env_render(
+        {name: value for name, (value, _) in found.items()},
+        header=f"Rendered from SSM {prefix} by deploy/ssm/ssm_to_env.py; edit SSM, not this.",
+    )
     try:
-        prefix = prefix_normalise(args.prefix)
-        if not args.output.parent.is_dir():
-            raise EnvFileError(f"the directory {args.output.parent} does not exist")
-        client = ssm_client_build(region=region_resolve(args.region))
-        found = ssm_values_get(client, prefix=prefix)
-        secrets = [value for value, _ in found.values()]
-        if not found:
-            raise EnvFileError(f"no parameters under {prefix}: {args.output} left as it was")
-        text = env_render(
-            {name: value for name, (value, _) in found.items()},
-            header=f"Rendered from SSM {prefix} by deploy/ssm/ssm_to_env.py; edit SSM, not this.",
-        )
-        try:
-            _write_atomically(args.output, text, mode=args.mode)
-        except OSError as exc:
-            raise EnvFileError(f"cannot write {args.output}: {exc.strerror}") from exc
-        names = ", ".join(sorted(found))
-        print(f"Wrote {len(found)} variables to {args.output} (mode {args.mode:04o}): {names}")
-        return 0
-    except EnvFileError as exc:
-        print(f"error: {exc}.", file=sys.stderr)
-        return 1
-    except (BotoCoreError, ClientError) as exc:
-        print(ssm_error_line(exc, secrets), file=sys.stderr)
-        return 1
+        _write_atomically(args.output, text, mode=args.mode)
+    except OSError as exc:
+        raise EnvFileError(f"cannot write {args.output}: {exc.strerror}") from exc
+    names = ", ".join(sorted(found))
+    print(f"Wrote {len(found)} variables to {args.output} (mode {args.mode:04o}): {names}")
+    return 0
 
 
 if __name__ == "__main__":

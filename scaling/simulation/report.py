@@ -98,21 +98,13 @@ def plot_write(path: Path, *, results: list[SimResult], workload: Workload) -> N
         ax.plot(minutes, [t.backlog for t in result.timeline], color="0.55", label="backlog")
         ax.set_ylabel("videos")
         right = ax.twinx()
-        right.step(
-            minutes,
-            [t.desired for t in result.timeline],
-            where="post",
-            color="tab:red",
-            label="desired",
-        )
-        right.step(
-            minutes,
-            [t.in_service for t in result.timeline],
-            where="post",
-            color="tab:blue",
-            linestyle="--",
-            label="in service",
-        )
+        desired = [t.desired for t in result.timeline]
+        in_service = [t.in_service for t in result.timeline]
+        for values, color, linestyle, label in (
+            (desired, "tab:red", "-", "desired"),
+            (in_service, "tab:blue", "--", "in service"),
+        ):
+            right.step(minutes, values, where="post", color=color, linestyle=linestyle, label=label)
         right.set_ylabel("instances")
         # One instance scale for every panel, so that panels compare at a glance.
         right.set_ylim(bottom=0, top=top_instances)
