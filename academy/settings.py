@@ -19,7 +19,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from kombu.transport import TRANSPORT_ALIASES
 
-from academy import envparse
+from academy import defaults, envparse
 
 django_stubs_ext.monkeypatch()  # lets ModelAdmin[Video] etc. be subscripted at run time
 
@@ -216,23 +216,35 @@ SCALING_STATE_URL = os.environ.get("SCALING_STATE_URL") or (
 # AWS. boto3 reads AWS_ENDPOINT_URL and credentials from the environment itself.
 AWS_REGION = envparse.aws_region_parse(
     "AWS_REGION" if os.environ.get("AWS_REGION") else "AWS_DEFAULT_REGION",
-    os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "ap-northeast-2",
+    os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or defaults.AWS_REGION,
 )
 AWS_ENDPOINT_URL = envparse.aws_endpoint_parse(os.environ.get("AWS_ENDPOINT_URL"))
 
 # Scaling: kept as strings here, parsed and checked by scaling.conf / checks.
-SCALING_NAMESPACE = os.environ.get("SCALING_NAMESPACE", "Academy/VideoProcessing")
-SCALING_METRIC_NAME = os.environ.get("SCALING_METRIC_NAME", "BacklogCount")
-SCALING_WORKER_TYPE = os.environ.get("SCALING_WORKER_TYPE", "Video")
-SCALING_ASG_NAME = os.environ.get("SCALING_ASG_NAME", "academy-video-worker-asg")
+SCALING_NAMESPACE = os.environ.get("SCALING_NAMESPACE", defaults.SCALING_NAMESPACE)
+SCALING_METRIC_NAME = os.environ.get("SCALING_METRIC_NAME", defaults.SCALING_METRIC_NAME)
+SCALING_WORKER_TYPE = os.environ.get("SCALING_WORKER_TYPE", defaults.SCALING_WORKER_TYPE)
+SCALING_ASG_NAME = os.environ.get("SCALING_ASG_NAME", defaults.SCALING_ASG_NAME)
 SCALING_SQS_QUEUE_URL = os.environ.get("SCALING_SQS_QUEUE_URL", "")
-SCALING_PUBLISH_INTERVAL_SECONDS = os.environ.get("SCALING_PUBLISH_INTERVAL_SECONDS", "60")
+SCALING_PUBLISH_INTERVAL_SECONDS = os.environ.get(
+    "SCALING_PUBLISH_INTERVAL_SECONDS", str(defaults.SCALING_PUBLISH_INTERVAL_SECONDS)
+)
 SCALING_AUDIT_RETENTION_DAYS = os.environ.get("SCALING_AUDIT_RETENTION_DAYS", "30")
 
+# --- Video workers: leases and the worker API (issue 11) -----------------------
+# Worker API keys (X-Worker-Key), comma-separated for rotation; never the audit key.
+# Their length and their separation from INTERNAL_API_KEY are checked by video.checks.
+WORKER_API_KEYS = envparse.env_list_parse(os.environ.get("WORKER_API_KEY"))
+# Kept as strings here, parsed by video.conf and checked by video.checks.
+VIDEO_LEASE_SECONDS = os.environ.get("VIDEO_LEASE_SECONDS", "120")
+VIDEO_MAX_ATTEMPTS = os.environ.get("VIDEO_MAX_ATTEMPTS", "3")
+VIDEO_WORKER_JOB = os.environ.get("VIDEO_WORKER_JOB", "video.worker.jobs.hold_job")
+# --- end of the video worker settings -------------------------------------------
+
 # Internal API keys, comma-separated for rotation. The old name is still read.
-INTERNAL_API_KEYS = envparse.internal_keys_parse(
-    "INTERNAL_API_KEY" if os.environ.get("INTERNAL_API_KEY") else "LAMBDA_INTERNAL_API_KEY",
-    os.environ.get("INTERNAL_API_KEY") or os.environ.get("LAMBDA_INTERNAL_API_KEY"),
+# Their length is the scaling app's rule, checked by scaling.E008.
+INTERNAL_API_KEYS = envparse.env_list_parse(
+    os.environ.get("INTERNAL_API_KEY") or os.environ.get("LAMBDA_INTERNAL_API_KEY")
 )
 
 LOG_LEVEL = envparse.log_level_parse(os.environ.get("LOG_LEVEL"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from scaling.conf import ScalingSettings, scaling_settings
 
 OLDEST_AGE_METRIC_NAME = "OldestBacklogAgeSeconds"
+RECOVERED_METRIC_NAME = "RecoveredVideos"
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class MetricSpec:
     storage_resolution: int
     oldest_age_metric_name: str = OLDEST_AGE_METRIC_NAME
     oldest_age_unit: str = "Seconds"
+    recovered_metric_name: str = RECOVERED_METRIC_NAME
 
     def dimensions_api(self) -> list[dict[str, str]]:
         """Dimensions in the Name/Value shape CloudWatch and Auto Scaling both take."""

@@ -28,6 +28,12 @@ class MetricPublication(models.Model):
     uploaded_count = models.IntegerField(null=True, blank=True)
     processing_count = models.IntegerField(null=True, blank=True)
     oldest_waiting_seconds = models.FloatField(null=True, blank=True)
+    recovered_count = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="Videos whose lease had expired, sent back to the queue or failed in this slot; "
+        "empty when recovery did not run.",
+    )
     asg_name = models.CharField(max_length=255)
     recorded_at = models.DateTimeField(auto_now_add=True)
     spooled = models.BooleanField(

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import count
 
+from django.db.models import DateTimeField, ExpressionWrapper
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from video.models import Video, VideoStatus
@@ -27,3 +29,30 @@ def videos_create(**counts: int) -> None:
         for status, n in counts.items()
         for _ in range(n)
     )
+
+
+def video_leased(
+    *,
+    expires_in: float = 120,
+    attempts: int = 1,
+    instance_id: str = "i-0aaaaaaaaaaaaaaa1",
+    worker_id: str = "worker-1",
+    token: str | None = None,
+) -> Video:
+    """A PROCESSING video held by a lease that ends ``expires_in`` seconds from the database's now.
+
+    A negative ``expires_in`` gives a lease that has run out.
+    """
+    video = video_create(status=VideoStatus.PROCESSING)
+    Video.objects.filter(pk=video.pk).update(
+        lease_expires_at=ExpressionWrapper(
+            Now() + timedelta(seconds=expires_in), output_field=DateTimeField()
+        ),
+        processing_started_at=Now(),
+        lease_instance_id=instance_id,
+        lease_worker_id=worker_id,
+        lease_token=token if token is not None else f"token-{video.pk}",
+        attempts=attempts,
+    )
+    video.refresh_from_db()
+    return video

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
-from video.models import BACKLOG_STATUSES, Video, VideoStatus
+from video.models import BACKLOG_STATUSES, Video, VideoRecovery, VideoStatus
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,42 @@ class Backlog:
         return max(0.0, (self.measured_at - self.oldest_uploaded_at).total_seconds())
 
 
-def backlog_counts_qs() -> QuerySet[Any, Any]:
-    """Rows ``{"status": ..., "n": ...}`` for the backlog statuses that have videos.
+def backlog_summary_qs() -> QuerySet[Any, Any]:
+    """Rows ``{"status", "n", "oldest"}`` for the backlog statuses that have videos.
 
-    A GROUP BY over the backlog rows only: its WHERE matches the condition of
-    the partial index ``video_backlog_idx``, so the planner can answer it from
-    that index without reading the rest of the table.
+    One GROUP BY over the backlog rows only: its WHERE matches the condition of
+    the partial index ``video_backlog_idx`` (status, status_changed_at), so the
+    planner answers both the counts and each status's earliest
+    ``status_changed_at`` from that index alone, without the rest of the table.
     """
+    return (
+        Video.objects.filter(status__in=BACKLOG_STATUSES)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("*"), oldest=Min("status_changed_at"))
+    )
+
+
+def video_backlog_get() -> Backlog:
+    """Count the backlog by status, and find the oldest UPLOADED video: one query."""
+    rows = {row["status"]: row for row in backlog_summary_qs()}
+    uploaded = rows.get(VideoStatus.UPLOADED)
+    processing = rows.get(VideoStatus.PROCESSING)
+    return Backlog(
+        uploaded=uploaded["n"] if uploaded else 0,
+        processing=processing["n"] if processing else 0,
+        # The oldest *waiting* video: a PROCESSING one is not waiting for a worker.
+        oldest_uploaded_at=uploaded["oldest"] if uploaded else None,
+        measured_at=timezone.now(),
+    )
+
+
+# The backlog as the two queries the selector ran before ``backlog_summary_qs``;
+# kept only for bench/backlog_query.py, which EXPLAINs them (not used by the app).
+
+
+def backlog_counts_qs() -> QuerySet[Any, Any]:
+    """Rows ``{"status": ..., "n": ...}`` for the backlog statuses (bench only)."""
     return (
         Video.objects.filter(status__in=BACKLOG_STATUSES)
         .order_by()
@@ -46,11 +76,7 @@ def backlog_counts_qs() -> QuerySet[Any, Any]:
 
 
 def oldest_uploaded_qs() -> QuerySet[Video, datetime]:
-    """At most one value: the earliest ``status_changed_at`` of an UPLOADED video.
-
-    Written as ORDER BY ... LIMIT 1 rather than an aggregate so the exact
-    query can be EXPLAINed; it reads the first entry of ``video_backlog_idx``.
-    """
+    """At most one value: the earliest ``status_changed_at`` of an UPLOADED video (bench only)."""
     return (
         Video.objects.filter(status=VideoStatus.UPLOADED)
         .order_by("status_changed_at")
@@ -58,16 +84,90 @@ def oldest_uploaded_qs() -> QuerySet[Video, datetime]:
     )
 
 
-def video_backlog_get() -> Backlog:
-    """Count the backlog by status, and find the oldest UPLOADED video.
+# --- leases -----------------------------------------------------------------
 
-    Two queries, both answered from the partial index ``video_backlog_idx``.
+
+def lease_expired_q() -> Q:
+    """A lease that no longer holds (for a PROCESSING row): ran out, or never existed.
+
+    A PROCESSING row without a lease was made before leases existed, or by hand:
+    no worker is known to hold it, so it is treated as expired.
     """
-    counts = {row["status"]: row["n"] for row in backlog_counts_qs()}
-    oldest = next(iter(oldest_uploaded_qs()), None)
-    return Backlog(
-        uploaded=counts.get(VideoStatus.UPLOADED, 0),
-        processing=counts.get(VideoStatus.PROCESSING, 0),
-        oldest_uploaded_at=oldest,
-        measured_at=timezone.now(),
+    return Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True)
+
+
+def videos_lease_expired_qs(*, limit: int = 500) -> QuerySet[Video, Video]:
+    """PROCESSING videos whose lease ran out, the longest expired first.
+
+    An index range on ``video_lease_expiry_idx`` (PROCESSING rows only, by
+    expiry): it reads the expired rows and stops, whatever the table holds.
+    """
+    return Video.objects.filter(status=VideoStatus.PROCESSING, lease_expires_at__lt=Now()).order_by(
+        "lease_expires_at"
+    )[:limit]
+
+
+def videos_lease_missing_qs(*, limit: int = 500) -> QuerySet[Video, Video]:
+    """PROCESSING videos with no lease at all (made before leases, or by hand).
+
+    Kept apart from the expired ones so that each query is one index range
+    (``lease_expires_at IS NULL`` on ``video_lease_expiry_idx``); an OR of the
+    two would read every PROCESSING row.
+    """
+    return Video.objects.filter(
+        status=VideoStatus.PROCESSING, lease_expires_at__isnull=True
+    ).order_by("pk")[:limit]
+
+
+@dataclass(frozen=True)
+class InstanceLeases:
+    """The PROCESSING videos one instance holds."""
+
+    instance_id: str  # "" for PROCESSING videos with no lease (older rows, made by hand)
+    processing: int
+    live: int  # of those, how many hold a lease that has not run out
+    lease_expires_at: datetime | None  # the latest expiry among them
+
+
+def videos_processing_by_instance() -> list[InstanceLeases]:
+    """PROCESSING videos grouped by the instance that holds them, by instance id."""
+    rows = (
+        Video.objects.filter(status=VideoStatus.PROCESSING)
+        .order_by()
+        .values("lease_instance_id")
+        .annotate(
+            n=Count("*"),
+            live=Count("pk", filter=Q(lease_expires_at__gte=Now())),
+            latest=Max("lease_expires_at"),
+        )
+        .order_by("lease_instance_id")
     )
+    return [
+        InstanceLeases(
+            instance_id=row["lease_instance_id"],
+            processing=row["n"],
+            live=row["live"],
+            lease_expires_at=row["latest"],
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """One recovery: a video whose lease ran out, put back (UPLOADED) or given up (FAILED)."""
+
+    video_id: int
+    status: str
+    attempts: int  # the claims it had had; FAILED when this reached VIDEO_MAX_ATTEMPTS
+    instance_id: str  # the instance that held the lost lease ("" if none was known)
+    worker_id: str
+    recovered_at: datetime  # the database's clock
+
+
+def video_recoveries_recent(limit: int = 20) -> list[Recovery]:
+    """The latest recoveries, newest first (from ``VideoRecovery``, indexed by time)."""
+    rows = VideoRecovery.objects.order_by("-recovered_at", "-pk").values_list(
+        "video_id", "status", "attempts", "instance_id", "worker_id", "recovered_at"
+    )[:limit]
+    return [Recovery(*row) for row in rows]

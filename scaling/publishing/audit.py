@@ -42,6 +42,7 @@ def audit_record_build(result: TickResult, *, conf: ScalingSettings) -> dict[str
         "uploaded_count": result.uploaded,
         "processing_count": result.processing,
         "oldest_waiting_seconds": result.oldest_waiting_seconds,
+        "recovered_count": result.recovered,
         "asg_name": conf.asg_name,
         "spooled": False,
     }

@@ -25,6 +25,7 @@ from scaling.publishing.slots import environment_key
 
 CLAIM_PREFIX = "academy:scaling:slot:"
 SPOOL_PREFIX = "academy:scaling:audit-spool:"
+UP_SINCE_PREFIX = "academy:scaling:database-up-since:"
 
 
 class StateUnavailable(Exception):
@@ -41,6 +42,11 @@ class StateStore(Protocol):
     def spool_drain(self, write: Callable[[dict[str, Any]], None], limit: int) -> int: ...
 
     def spool_size(self) -> int: ...
+
+    def database_up_since(self, *, healthy: bool | None, now: float) -> float | None:
+        """Since when the database has answered every tick (None: not known to be up).
+        ``healthy`` True/False records this tick's finding; None only reads."""
+        ...
 
 
 class FileStateStore:
@@ -101,6 +107,22 @@ class FileStateStore:
     def spool_size(self) -> int:
         return sum(1 for _ in self._spooled())
 
+    def database_up_since(self, *, healthy: bool | None, now: float) -> float | None:
+        path = self.claims.parent / "database-up-since"
+        try:
+            if healthy is False:
+                path.unlink(missing_ok=True)
+                return None
+            if healthy:
+                self._dirs()
+                with contextlib.suppress(FileExistsError):
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                    os.write(fd, repr(now).encode())
+                    os.close(fd)
+            return float(path.read_text())
+        except (OSError, ValueError):
+            return None
+
 
 class RedisStateStore:
     def __init__(self, url: str, fallback: FileStateStore, *, environment: str) -> None:
@@ -109,6 +131,7 @@ class RedisStateStore:
         self.fallback = fallback
         # Each environment drains only its own spool into its own database.
         self.spool_key = SPOOL_PREFIX + environment
+        self.up_since_key = UP_SINCE_PREFIX + environment
 
     def slot_claim(self, slot_key: str, ttl_seconds: int) -> bool:
         try:
@@ -137,6 +160,18 @@ class RedisStateStore:
                 self.client.lpop(self.spool_key)
                 written += 1
         return written
+
+    def database_up_since(self, *, healthy: bool | None, now: float) -> float | None:
+        try:
+            if healthy is False:
+                self.client.delete(self.up_since_key)
+                return None
+            if healthy:
+                self.client.set(self.up_since_key, repr(now), nx=True)
+            raw = self.client.get(self.up_since_key)
+            return float(raw) if raw is not None else None
+        except (redis.RedisError, ValueError):
+            return None
 
     def spool_size(self) -> int:
         size = self.fallback.spool_size()

@@ -23,8 +23,15 @@ from scaling.metric_spec import MetricSpec
 
 
 def metric_datums_build(
-    *, spec: MetricSpec, timestamp: datetime, backlog: int, oldest_age_seconds: float | None
+    *,
+    spec: MetricSpec,
+    timestamp: datetime,
+    backlog: int,
+    oldest_age_seconds: float | None,
+    recovered: int | None = None,
 ) -> list[dict[str, Any]]:
+    """The slot's datums, all with the spec's dimensions. A value that was not
+    measured this slot (no oldest video, recovery not run) is left out, never 0."""
     if backlog < 0:
         raise ValueError(f"backlog {backlog} is negative")
     datums: list[dict[str, Any]] = [
@@ -45,6 +52,17 @@ def metric_datums_build(
                 "Timestamp": timestamp,
                 "Value": round(max(0.0, oldest_age_seconds), 3),
                 "Unit": spec.oldest_age_unit,
+                "StorageResolution": spec.storage_resolution,
+            }
+        )
+    if recovered is not None:
+        datums.append(
+            {
+                "MetricName": spec.recovered_metric_name,
+                "Dimensions": spec.dimensions_api(),
+                "Timestamp": timestamp,
+                "Value": float(recovered),
+                "Unit": "Count",
                 "StorageResolution": spec.storage_resolution,
             }
         )
@@ -99,11 +117,16 @@ def metric_publish(
     timestamp: datetime,
     backlog: int,
     oldest_age_seconds: float | None,
+    recovered: int | None = None,
     timeout_seconds: float = 0,
 ) -> int:
     """Publish the datums; return how many attempts it took."""
     datums = metric_datums_build(
-        spec=spec, timestamp=timestamp, backlog=backlog, oldest_age_seconds=oldest_age_seconds
+        spec=spec,
+        timestamp=timestamp,
+        backlog=backlog,
+        oldest_age_seconds=oldest_age_seconds,
+        recovered=recovered,
     )
     client = cloudwatch_client()
     attempts = 0

@@ -26,6 +26,7 @@ from scaling.publishing.backlog import (
 )
 from scaling.publishing.claims import StateUnavailable, state_store_get
 from scaling.publishing.cloudwatch import MetricPublishError, metric_publish
+from scaling.publishing.recovery import lease_recovery_run
 from scaling.publishing.slots import (
     SOFT_LIMIT_MARGIN,
     db_timeout_seconds,
@@ -62,6 +63,7 @@ class TickResult:
     uploaded: int | None = None
     processing: int | None = None
     oldest_waiting_seconds: float | None = None
+    recovered: int | None = None  # videos whose lease expired; None: recovery did not run
     audit: str = ""  # recorded | spooled | none
     spool_drained: int = 0
 
@@ -148,6 +150,17 @@ def backlog_tick(
         except BacklogUnavailable as sqs_exc:
             errors.append(f"sqs: {sqs_exc}")
 
+    if not dry_run:
+        recovery = lease_recovery_run(
+            store=store,
+            database_answered=result.source == PublicationSource.DB,
+            now=time.time(),
+            timeout_seconds=left(db_timeout_seconds(conf.interval)),
+        )
+        result.recovered = recovery.recovered
+        if recovery.note and result.source == PublicationSource.DB:
+            errors.append(recovery.note)
+
     if result.value is None:
         # Invariant 1: nothing measured, nothing published. No datapoint keeps
         # target tracking in INSUFFICIENT_DATA instead of scaling in on a fake 0.
@@ -166,6 +179,7 @@ def backlog_tick(
             timestamp=slot,
             backlog=result.value,
             oldest_age_seconds=result.oldest_waiting_seconds,
+            recovered=result.recovered,
             timeout_seconds=left(),
         )
     except MetricPublishError as exc:

@@ -79,9 +79,7 @@ def test_claim_key_names_region_namespace_group_interval_and_slot(settings: Any)
     assert key == "publish:eu-west-1:Academy%2FVideo%20Processing:prod-asg:30:1795687230"
 
 
-def test_spool_of_one_environment_is_not_drained_by_another(
-    redis_url: str, settings: Any
-) -> None:
+def test_spool_of_one_environment_is_not_drained_by_another(redis_url: str, settings: Any) -> None:
     settings.SCALING_STATE_URL = redis_url
     staging = state_store_get()
     staging.spool_push({"slot_start": "2026-11-26T10:00:00+00:00"})

@@ -83,3 +83,25 @@ def test_second_change_on_the_same_instance_moves_it_again() -> None:
     video.save()
     video.refresh_from_db()
     assert video.status_changed_at > earlier + timedelta(hours=23)
+
+
+def test_a_new_video_holds_no_lease() -> None:
+    video = Video.objects.create(title="Lecture 1", status=VideoStatus.UPLOADED)
+    row = Video.objects.values(
+        "processing_started_at",
+        "lease_expires_at",
+        "lease_instance_id",
+        "lease_worker_id",
+        "lease_token",
+        "attempts",
+        "last_error",
+    ).get(pk=video.pk)
+    assert row == {
+        "processing_started_at": None,
+        "lease_expires_at": None,
+        "lease_instance_id": "",
+        "lease_worker_id": "",
+        "lease_token": "",
+        "attempts": 0,
+        "last_error": "",
+    }
