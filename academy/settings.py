@@ -239,6 +239,8 @@ WORKER_API_KEYS = envparse.env_list_parse(os.environ.get("WORKER_API_KEY"))
 VIDEO_LEASE_SECONDS = os.environ.get("VIDEO_LEASE_SECONDS", "120")
 VIDEO_MAX_ATTEMPTS = os.environ.get("VIDEO_MAX_ATTEMPTS", "3")
 VIDEO_WORKER_JOB = os.environ.get("VIDEO_WORKER_JOB", "video.worker.jobs.hold_job")
+# Only the stand-in job reads it: how long it holds each video (video_worker checks it).
+VIDEO_WORKER_HOLD_SECONDS = os.environ.get("VIDEO_WORKER_HOLD_SECONDS", "5")
 # --- end of the video worker settings -------------------------------------------
 
 # Internal API keys, comma-separated for rotation. The old name is still read.

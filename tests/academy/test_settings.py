@@ -44,6 +44,7 @@ def _production_env() -> dict[str, str]:
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "api.academy.example",
         "INTERNAL_API_KEY": secrets.token_urlsafe(32),
+        "WORKER_API_KEY": secrets.token_urlsafe(32),
         "DATABASE_URL": (
             database_url if database_url.startswith("postgres") else PLACEHOLDER_DATABASE_URL
         ),

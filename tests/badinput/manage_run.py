@@ -16,6 +16,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "bad-input-table-k3y-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG",
     "ALLOWED_HOSTS": "api.academy.example",
     "INTERNAL_API_KEY": "bad-input-table-internal-key",
+    "WORKER_API_KEY": "bad-input-table-worker-key",
     "DATABASE_URL": "postgres://academy:change-me@127.0.0.1:5432/academy",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
 }

@@ -362,6 +362,50 @@ TABLE: dict[str, Row] = {
             "Set SCALING_WORKER_TYPE to 1 to 255 characters (default: see .env.example).",
         ),
     ),
+    "lease-too-short": Row(
+        "VIDEO_LEASE_SECONDS",
+        "2",
+        1,
+        _scaling_error(
+            "video.E001",
+            "VIDEO_LEASE_SECONDS is '2'.",
+            "Set VIDEO_LEASE_SECONDS to a whole number of seconds from 3 to 43200 "
+            "(default 120; workers renew every third of it).",
+        ),
+    ),
+    "attempts-zero": Row(
+        "VIDEO_MAX_ATTEMPTS",
+        "0",
+        1,
+        _scaling_error(
+            "video.E002",
+            "VIDEO_MAX_ATTEMPTS is '0'.",
+            "Set VIDEO_MAX_ATTEMPTS to a whole number from 1 to 100 (default 3).",
+        ),
+    ),
+    "worker-job-not-a-path": Row(
+        "VIDEO_WORKER_JOB",
+        "hold job",
+        1,
+        _scaling_error(
+            "video.E003",
+            "VIDEO_WORKER_JOB 'hold job' is not a dotted path.",
+            "Set VIDEO_WORKER_JOB to package.module.callable (default video.worker.jobs.hold_job).",
+        ),
+    ),
+    "worker-key-too-long": Row(
+        "WORKER_API_KEY",
+        LONG_KEY,
+        1,
+        _checks(
+            "ERRORS",
+            f"?: (video.E005) WORKER_API_KEY holds a key longer than {MAX_KEY_LENGTH} bytes, "
+            f"which no request can present: set keys of {MAX_KEY_LENGTH} bytes or fewer.",
+        ),
+    ),
+    "hold-seconds-as-given": _accepted(
+        "VIDEO_WORKER_HOLD_SECONDS", " 2.5 ", "repr(s.VIDEO_WORKER_HOLD_SECONDS)", "' 2.5 '"
+    ),
     "retention-negative": Row(
         "SCALING_AUDIT_RETENTION_DAYS",
         "-1",
@@ -380,6 +424,8 @@ NO_REFUSAL_HERE = {
     "STATIC_ROOT": "a path; only collectstatic writes there",
     "DATABASE_TEST_NAME": "a database name, quoted by Django; only pytest reads it",
     "ALLOWED_HOSTS": "missing or blank is refused in tests/academy/test_settings.py",
+    "VIDEO_WORKER_HOLD_SECONDS": "only the stand-in job reads it; manage.py video_worker "
+    "refuses a bad value (tests/video/test_video_worker_command.py)",
 }
 
 

@@ -56,6 +56,10 @@ def call_resources(service: str, operation: str, params: Mapping[str, Any]) -> l
     if service == "cloudwatch" and operation in ("PutMetricAlarm", "DeleteAlarms"):
         names = params.get("AlarmNames") or [params["AlarmName"]]
         return [f"arn:aws:cloudwatch:{REGION}:{MOTO_ACCOUNT}:alarm:{name}" for name in names]
+    if service == "cloudwatch" and "Dashboard" in operation:
+        names = params.get("DashboardNames") or [params["DashboardName"]]
+        # Dashboards are global: no region in their ARN.
+        return [f"arn:aws:cloudwatch::{MOTO_ACCOUNT}:dashboard/{name}" for name in names]
     if service == "sqs" and "QueueUrl" in params:
         account, name = params["QueueUrl"].rstrip("/").split("/")[-2:]
         return [f"arn:aws:sqs:{REGION}:{account}:{name}"]
@@ -144,7 +148,7 @@ def _operations(calls: list[Call], role: str) -> set[str]:
 # The documents themselves -------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", ["publisher", "installer", "status"])
+@pytest.mark.parametrize("role", ["publisher", "installer", "status", "worker"])
 def test_document_is_valid_policy_json(role: str) -> None:
     document = iam_document_load(role)
 
@@ -216,15 +220,20 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
     from scaling.publishing.backlog import backlog_measure_sqs
 
     backlog_measure_sqs(queue_url=aws["queue_url"])  # publisher: the fallback read
+    from video.jobs import video_job_send
+
+    assert video_job_send(1, queue_url=aws["queue_url"])  # the API: a job message
     call_command("install_scaling_policy", "--dry-run", "--json")
     call_command("install_scaling_policy", "--json")
-    call_command("install_scaling_policy", "--target-value", "4", "--json")
+    topic = f"arn:aws:sns:{REGION}:{MOTO_ACCOUNT}:academy-scaling-alarms"
+    call_command("install_scaling_policy", "--target-value", "4", "--alarm-topic", topic, "--json")
     call_command("scaling_status", "--json")
     call_command("install_scaling_policy", "--uninstall", "--json")
 
     assert _operations(recorded, "publisher") == {
         "cloudwatch:PutMetricData",
         "sqs:GetQueueAttributes",
+        "sqs:SendMessage",
     }
     assert _operations(recorded, "installer") == {
         "autoscaling:DescribeAutoScalingGroups",
@@ -235,6 +244,9 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
         "autoscaling:PutScalingPolicy",
         "cloudwatch:PutMetricAlarm",
         "cloudwatch:DeleteAlarms",
+        "cloudwatch:GetDashboard",
+        "cloudwatch:PutDashboard",
+        "cloudwatch:DeleteDashboards",
         "autoscaling:DeletePolicy",
         "autoscaling:DisableMetricsCollection",
         "autoscaling:DeleteTags",
@@ -245,6 +257,42 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
         "cloudwatch:DescribeAlarms",
     }
     assert iam_violations(recorded) == []
+    # Exactly the actions used, and nothing else.
+    for role in ("publisher", "installer", "status"):
+        assert _document_actions(role) == _operations(recorded, role), role
+
+
+def _document_actions(role: str) -> set[str]:
+    return {
+        action
+        for statement in iam_document_load(role)["Statement"]
+        for action in _as_list(statement["Action"])
+    }
+
+
+def test_installer_may_write_exactly_the_alarms_and_the_dashboard_it_installs() -> None:
+    from scaling.policy.alarms import alarm_names
+    from scaling.policy.dashboard import dashboard_name
+    from scaling.policy.requests import wake_alarm_name
+
+    asg = "academy-video-worker-asg"
+    statements = iam_document_load("installer")["Statement"]
+    [alarms] = [s for s in statements if "cloudwatch:PutMetricAlarm" in s["Action"]]
+    [dashboard] = [s for s in statements if "cloudwatch:PutDashboard" in s["Action"]]
+
+    assert sorted(_as_list(alarms["Resource"])) == sorted(
+        f"arn:aws:cloudwatch:{REGION}:{MOTO_ACCOUNT}:alarm:{name}"
+        for name in [wake_alarm_name(asg), *alarm_names(asg).values()]
+    )
+    assert _as_list(dashboard["Resource"]) == call_resources(
+        "cloudwatch", "PutDashboard", {"DashboardName": dashboard_name(asg)}
+    )
+    assert not iam_allows(
+        iam_document_load("installer"),
+        action="cloudwatch:PutMetricAlarm",
+        resource=f"arn:aws:cloudwatch:{REGION}:{MOTO_ACCOUNT}:alarm:someone-elses-alarm",
+        context={},
+    )
 
 
 def test_a_call_outside_the_document_is_reported() -> None:

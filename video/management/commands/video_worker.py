@@ -13,7 +13,7 @@ from django.utils.module_loading import import_string
 
 from scaling.conf import QUEUE_URL_RE, scaling_settings
 from scaling.management.base import OneLineErrorCommand
-from video.conf import lease_seconds, video_settings
+from video.conf import lease_seconds, video_settings, worker_api_keys
 from video.worker import client, imds, queue
 from video.worker.jobs import DEFAULT_HOLD_SECONDS, hold_job
 from video.worker.loop import Job, VideoWorker, WorkerFatal
@@ -110,10 +110,8 @@ class Command(OneLineErrorCommand):
 
 
 def worker_key() -> str:
-    """The first worker key: WORKER_API_KEYS (a list) or WORKER_API_KEY (list or comma text)."""
-    raw: Any = getattr(settings, "WORKER_API_KEYS", None) or getattr(settings, "WORKER_API_KEY", "")
-    items = raw.split(",") if isinstance(raw, str) else list(raw or ())
-    keys = [str(key).strip() for key in items if str(key).strip()]
+    """The first of the configured worker keys (the others are for rotation)."""
+    keys = worker_api_keys()
     if not keys:
         raise bad_input("No worker API key is configured: set WORKER_API_KEY.")
     return keys[0]
@@ -133,10 +131,7 @@ def job_load() -> Job:
 
 
 def hold_seconds() -> float:
-    # Until academy/settings.py reads VIDEO_WORKER_HOLD_SECONDS, the environment is read here.
-    raw: Any = getattr(settings, "VIDEO_WORKER_HOLD_SECONDS", None)
-    if raw is None:
-        raw = os.environ.get("VIDEO_WORKER_HOLD_SECONDS", DEFAULT_HOLD_SECONDS)
+    raw: Any = getattr(settings, "VIDEO_WORKER_HOLD_SECONDS", DEFAULT_HOLD_SECONDS)
     try:
         seconds = float(raw)
     except (TypeError, ValueError):
