@@ -20,10 +20,12 @@ COPY manage.py ./
 RUN pip install .
 
 # Static files are collected at build time on the embedded defaults (DEBUG on
-# for this one command, so no production secret is baked into the image).
+# for this one command, so no production secret is baked into the image). The
+# compose web service collects them again at start into the volume nginx
+# serves, as the academy user: it owns /app/static too.
 RUN python manage.py collectstatic --no-input -v 0 \
     && mkdir -p /app/var \
-    && chown -R academy:academy /app/var
+    && chown -R academy:academy /app/var /app/static
 
 USER academy
 

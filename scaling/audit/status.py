@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +26,7 @@ from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
 from scaling.errors import error_one_line
 from scaling.policy.aim import capacity_aim
+from scaling.policy.alarms import alarm_names
 from scaling.policy.requests import TARGET_POLICY_NAME, wake_alarm_name
 from scaling.selectors import publications_recent
 from video.selectors import video_backlog_get
@@ -78,6 +80,8 @@ class Policy:
 class Alarm:
     name: str
     state: str | None
+    since: str | None  # when it entered that state (ISO 8601, UTC)
+    for_seconds: int | None  # how long it has been in it, when read
 
 
 @dataclass(frozen=True)
@@ -168,9 +172,23 @@ def _policies_read(autoscaling: Any, asg_name: str) -> list[Policy]:
     return out
 
 
+def _alarm(alarm: dict[str, Any], now: datetime) -> Alarm:
+    # StateTransitionedTimestamp moves only when the state changes (StateUpdated also
+    # when the reason is rewritten); moto gives only the latter.
+    since = alarm.get("StateTransitionedTimestamp") or alarm.get("StateUpdatedTimestamp")
+    if not isinstance(since, datetime):
+        return Alarm(alarm["AlarmName"], alarm.get("StateValue"), None, None)
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    seconds = max(0, int((now - since).total_seconds()))
+    return Alarm(alarm["AlarmName"], alarm.get("StateValue"), since.isoformat(), seconds)
+
+
 def _alarms_read(cloudwatch: Any, names: list[str]) -> list[Alarm]:
+    """In the order asked: the wake alarm, the five of scaling.policy.alarms, then AWS's."""
     alarms = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
-    return [Alarm(name=a["AlarmName"], state=a.get("StateValue")) for a in alarms]
+    now = datetime.now(UTC)
+    alarms.sort(key=lambda a: names.index(a["AlarmName"]) if a["AlarmName"] in names else 0)
+    return [_alarm(a, now) for a in alarms]
 
 
 def aim_estimate(
@@ -292,10 +310,10 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
         )
     group = _part(lambda: _group_read(autoscaling, name), errors=(*_AWS_ERRORS, LookupError))
     policies = _part(lambda: _policies_read(autoscaling, name), errors=_AWS_ERRORS)
-    alarm_names = [wake_alarm_name(name)]
+    names = [wake_alarm_name(name), *alarm_names(name).values()]
     if policies.data is not None:
-        alarm_names += [a for p in policies.data for a in p.alarms]
-    alarms = _part(lambda: _alarms_read(cloudwatch, alarm_names), errors=_AWS_ERRORS)
+        names += [a for p in policies.data for a in p.alarms]
+    alarms = _part(lambda: _alarms_read(cloudwatch, names), errors=_AWS_ERRORS)
     aim = _aim(database, publications, group, policies)
     return ScalingStatus(
         name, conf.region, database, publications, agreement, group, policies, alarms, aim

@@ -9,7 +9,9 @@ What this module installs on the group, and nothing else:
   or on the raw count (``total``, the old policy);
 - a step scaling policy and a CloudWatch alarm that raise capacity by one when
   videos wait and no instance is in service (target tracking cannot divide by
-  zero instances, so a group whose MinSize is 0 would otherwise never wake).
+  zero instances, so a group whose MinSize is 0 would otherwise never wake);
+- five alarms that say when scaling breaks (``scaling.policy.alarms``) and a
+  dashboard of the group's scaling (``scaling.policy.dashboard``).
 
 The requests are built in ``scaling.policy.requests``, the options checked in
 ``scaling.policy.options`` and the comparison made in ``scaling.policy.diff``.
@@ -17,24 +19,36 @@ The requests are built in ``scaling.policy.requests``, the options checked in
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
-from scaling.aws import autoscaling_client, aws_credentials_present, cloudwatch_client
+from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
-from scaling.errors import error_text
 from scaling.metric_spec import metric_spec_get
+from scaling.policy.alarms import alarm_names, alarm_requests_build, alarms_delete_request_build
+from scaling.policy.current import (
+    aws_call,
+    current_read,
+    metrics_enabled,
+    metrics_tagged,
+    outside_note,
+)
+from scaling.policy.dashboard import (
+    dashboard_delete_request_build,
+    dashboard_name,
+    dashboard_request_build,
+)
 from scaling.policy.diff import FieldChange, config_diff
 from scaling.policy.options import TOTAL_MODE_WARNING, PolicyError, PolicyOptions
 from scaling.policy.requests import (
-    IN_SERVICE_METRIC,
+    GROUP_METRICS,
     METRICS_GRANULARITY,
-    METRICS_TAG_KEY,
     TARGET_POLICY_NAME,
     WAKE_POLICY_NAME,
     ApiRequest,
@@ -51,11 +65,14 @@ from scaling.policy.requests import (
 )
 
 Action = Literal["created", "updated", "unchanged", "removed", "absent", "kept"]
+METRICS_ITEM_NAME = f"{', '.join(GROUP_METRICS)} ({METRICS_GRANULARITY})"
 
 
 @dataclass
 class ItemResult:
-    kind: str  # metrics-collection | target-tracking-policy | wake-policy | wake-alarm
+    # metrics-collection | target-tracking-policy | wake-policy | wake-alarm | <kind>-alarm
+    # (scaling.policy.alarms.ALARM_KINDS) | dashboard
+    kind: str
     name: str
     action: Action
     changes: list[FieldChange] = field(default_factory=list)
@@ -98,67 +115,15 @@ class PolicyRun:
                 target_value=self.options.target_value,
                 target_derivation=self.options.target_derivation,
                 warmup_seconds=self.options.warmup_seconds,
+                alarm_wait_seconds=self.options.alarm_wait_seconds,
+                alarm_topic=self.options.alarm_topic,
             )
         return data
 
 
-def _aws(operation: str, call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    except (BotoCoreError, ClientError, ResponseParserError) as exc:
-        message = error_text(exc)[:400].rstrip(".")
-        raise PolicyError(f"AWS call {operation} failed: {message}.") from exc
-
-
-@dataclass
-class _Current:
-    group: dict[str, Any]
-    policies: dict[str, dict[str, Any]]
-    alarm: dict[str, Any] | None
-
-
-def _current_read(*, asg_name: str, region: str, autoscaling: Any, cloudwatch: Any) -> _Current:
-    """Checks before any write: credentials, then the group in this region."""
-    if not aws_credentials_present():
-        raise PolicyError(
-            "No AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-            "AWS_PROFILE, or run with an instance role."
-        )
-    groups = _aws(
-        "DescribeAutoScalingGroups",
-        lambda: autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name]),
-    )["AutoScalingGroups"]
-    if not groups:
-        # moto (and a typo) would otherwise accept a policy for a group that is not there.
-        raise PolicyError(f"Auto Scaling group {asg_name!r} does not exist in region {region}.")
-    response = _aws(
-        "DescribePolicies",
-        lambda: autoscaling.describe_policies(
-            AutoScalingGroupName=asg_name, PolicyNames=[TARGET_POLICY_NAME, WAKE_POLICY_NAME]
-        ),
-    )
-    policies = {p["PolicyName"]: p for p in response["ScalingPolicies"]}
-    alarms = _aws(
-        "DescribeAlarms",
-        lambda: cloudwatch.describe_alarms(AlarmNames=[wake_alarm_name(asg_name)]),
-    )["MetricAlarms"]
-    return _Current(group=groups[0], policies=policies, alarm=alarms[0] if alarms else None)
-
-
-def _metrics_enabled(group: Mapping[str, Any]) -> bool:
-    return any(
-        m.get("Metric") == IN_SERVICE_METRIC and m.get("Granularity", METRICS_GRANULARITY)
-        for m in group.get("EnabledMetrics", [])
-    )
-
-
-def _metrics_tagged(group: Mapping[str, Any]) -> bool:
-    return any(tag.get("Key") == METRICS_TAG_KEY for tag in group.get("Tags", []))
-
-
 def _send(client: Any, request: ApiRequest) -> Any:
     method = getattr(client, re.sub(r"(?<!^)(?=[A-Z])", "_", request.operation).lower())
-    return _aws(request.operation, lambda: method(**request.params))
+    return aws_call(request.operation, lambda: method(**request.params))
 
 
 def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
@@ -167,7 +132,7 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
     region = scaling_settings().region
     autoscaling = autoscaling_client(role="installer")
     cloudwatch = cloudwatch_client(for_command=True, role="installer")
-    current = _current_read(
+    current = current_read(
         asg_name=options.asg_name, region=region, autoscaling=autoscaling, cloudwatch=cloudwatch
     )
     run = PolicyRun(
@@ -182,16 +147,22 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
             return None
         return _send(autoscaling if request.service == "autoscaling" else cloudwatch, request)
 
-    # 1. The divisor of backlog per instance, also read by the wake alarm.
-    metrics_item = ItemResult(
-        "metrics-collection", f"{IN_SERVICE_METRIC} ({METRICS_GRANULARITY})", "unchanged"
-    )
-    if _metrics_enabled(current.group):
-        if not _metrics_tagged(current.group):
-            metrics_item.note = "enabled outside this command; --uninstall leaves it enabled"
-    else:
-        metrics_item.action = "created"
-        for request in metrics_collection_requests_build(asg_name=options.asg_name):
+    # 1. The group metrics: the divisor of backlog per instance, the alarms' and the
+    # dashboard's in-service, desired and maximum capacity.
+    note = outside_note(current.group, "enabled outside this command; --uninstall keeps them")
+    metrics_item = ItemResult("metrics-collection", METRICS_ITEM_NAME, "unchanged", note=note)
+    enabled = [m for m in GROUP_METRICS if m in metrics_enabled(current.group)]
+    if len(enabled) < len(GROUP_METRICS):
+        if enabled:
+            metrics_item.action = "updated"
+            metrics_item.changes = [FieldChange("EnabledMetrics", enabled, list(GROUP_METRICS))]
+        else:
+            metrics_item.action = "created"
+        tagged = metrics_tagged(current.group) or ()
+        enabled_here = tuple(m for m in GROUP_METRICS if m in tagged or m not in enabled)
+        for request in metrics_collection_requests_build(
+            asg_name=options.asg_name, enabled_here=enabled_here
+        ):
             perform(request)
     run.items.append(metrics_item)
 
@@ -213,7 +184,7 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
     # 4. The alarm that calls the wake policy.
     if wake_arn is None and not dry_run:
         # moto's PutScalingPolicy answers without the ARN: read it back.
-        described = _aws(
+        described = aws_call(
             "DescribePolicies",
             lambda: autoscaling.describe_policies(
                 AutoScalingGroupName=options.asg_name, PolicyNames=[WAKE_POLICY_NAME]
@@ -231,15 +202,39 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
     if alarm_item.action != "unchanged":
         perform(alarm_request)
     run.items.append(alarm_item)
+
+    # 5. The alarms that say when scaling breaks, then the dashboard that shows them.
+    for kind, request in alarm_requests_build(spec=spec, options=options).items():
+        name = request.params["AlarmName"]
+        item = _item_for(f"{kind}-alarm", name, request, current.alarms.get(name))
+        if item.action != "unchanged":
+            perform(request)
+        run.items.append(item)
+    dashboard = dashboard_request_build(
+        spec=spec,
+        options=options,
+        region=region,
+        group_arn=current.group["AutoScalingGroupARN"],
+    )
+    body = json.loads(dashboard.params["DashboardBody"])
+    item = _item_for("dashboard", dashboard.params["DashboardName"], None, current.dashboard, body)
+    if item.action != "unchanged":
+        perform(dashboard)
+    run.items.append(item)
     return run
 
 
 def _item_for(
-    kind: str, name: str, request: ApiRequest, existing: Mapping[str, Any] | None
+    kind: str,
+    name: str,
+    request: ApiRequest | None,
+    existing: Mapping[str, Any] | None,
+    desired: Mapping[str, Any] | None = None,
 ) -> ItemResult:
     if existing is None:
         return ItemResult(kind, name, "created")
-    changes = config_diff(desired=request.params, actual=existing)
+    wanted = desired if desired is not None else request.params if request else {}
+    changes = config_diff(desired=wanted, actual=existing)
     return ItemResult(kind, name, "updated" if changes else "unchanged", changes)
 
 
@@ -257,7 +252,7 @@ def policy_uninstall(*, asg_name: str, dry_run: bool) -> PolicyRun:
     region = scaling_settings().region
     autoscaling = autoscaling_client(role="installer")
     cloudwatch = cloudwatch_client(for_command=True, role="installer")
-    current = _current_read(
+    current = current_read(
         asg_name=asg_name, region=region, autoscaling=autoscaling, cloudwatch=cloudwatch
     )
     run = PolicyRun(asg_name=asg_name, region=region, dry_run=dry_run, uninstall=True, options=None)
@@ -274,6 +269,19 @@ def policy_uninstall(*, asg_name: str, dry_run: bool) -> PolicyRun:
     else:
         perform(alarm_delete_request_build(alarm_name=alarm_name))
         run.items.append(ItemResult("wake-alarm", alarm_name, "removed"))
+    our_alarms = alarm_names(asg_name)
+    present = [alarm for alarm in our_alarms.values() if alarm in current.alarms]
+    if present:
+        perform(alarms_delete_request_build(alarm_names=present))
+    for alarm_kind, alarm in our_alarms.items():
+        gone: Action = "removed" if alarm in current.alarms else "absent"
+        run.items.append(ItemResult(f"{alarm_kind}-alarm", alarm, gone))
+    board = dashboard_name(asg_name)
+    if current.dashboard is not None:
+        perform(dashboard_delete_request_build(asg_name=asg_name))
+    run.items.append(
+        ItemResult("dashboard", board, "absent" if current.dashboard is None else "removed")
+    )
 
     for kind, name in (
         ("target-tracking-policy", TARGET_POLICY_NAME),
@@ -285,23 +293,24 @@ def policy_uninstall(*, asg_name: str, dry_run: bool) -> PolicyRun:
         perform(policy_delete_request_build(asg_name=asg_name, policy_name=name))
         run.items.append(ItemResult(kind, name, "removed"))
 
-    metrics_name = f"{IN_SERVICE_METRIC} ({METRICS_GRANULARITY})"
-    if not _metrics_tagged(current.group):
-        note = "not enabled by this command" if _metrics_enabled(current.group) else ""
+    tagged = metrics_tagged(current.group)
+    note = outside_note(current.group, "not enabled by this command")
+    if tagged is None:
         action: Action = "kept" if note else "absent"
-        run.items.append(ItemResult("metrics-collection", metrics_name, action, note=note))
+        run.items.append(ItemResult("metrics-collection", METRICS_ITEM_NAME, action, note=note))
         return run
-    item = ItemResult("metrics-collection", metrics_name, "removed")
-    if _metrics_enabled(current.group):
+    item = ItemResult("metrics-collection", METRICS_ITEM_NAME, "removed", note=note)
+    ours = tuple(m for m in GROUP_METRICS if m in tagged and m in metrics_enabled(current.group))
+    if ours:
         try:
-            perform(metrics_collection_disable_request_build(asg_name=asg_name))
+            perform(metrics_collection_disable_request_build(asg_name=asg_name, metrics=ours))
         except PolicyError as exc:
             if not _not_implemented(exc):
                 raise
             item.action = "kept"
             item.note = "this endpoint does not implement DisableMetricsCollection"
             run.warnings.append(
-                f"Warning: {IN_SERVICE_METRIC} collection stays enabled on {asg_name}: this "
+                f"Warning: {', '.join(ours)} collection stays enabled on {asg_name}: this "
                 "endpoint does not implement DisableMetricsCollection."
             )
     perform(metrics_tag_delete_request_build(asg_name=asg_name))

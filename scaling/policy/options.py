@@ -19,6 +19,13 @@ from scaling.policy.aim import MODES, Mode
 DEFAULT_TARGET_VALUE = 3.0  # the old policy's number; per instance in per-instance mode
 DEFAULT_WARMUP_SECONDS = 60  # the old "scale out after about 60 s"
 MAX_WARMUP_SECONDS = 3600
+# The "waiting too long" alarm's threshold when neither --alarm-wait nor --acceptable-wait
+# is given: ten minutes, the acceptable wait of the documented example.
+DEFAULT_ALARM_WAIT_SECONDS = 600.0
+# arn:<partition>:sns:<region>:<account>:<topic name> (standard topics: letters, digits, - _).
+_SNS_TOPIC_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:sns:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}"
+)
 
 TOTAL_MODE_WARNING = (
     "Warning: --mode total tracks the raw backlog, which does not fall as instances are "
@@ -48,6 +55,10 @@ class PolicyOptions:
     target_value: float
     warmup_seconds: int
     target_derivation: str
+    # The alarms (scaling.policy.alarms): the oldest video's wait that raises
+    # "waiting too long", and the SNS topic told of every alarm (None: no action).
+    alarm_wait_seconds: float = DEFAULT_ALARM_WAIT_SECONDS
+    alarm_topic: str | None = None
 
 
 def _number(flag: str, raw: str) -> float:
@@ -67,6 +78,18 @@ def asg_name_parse(raw: str | None) -> str:
     return name
 
 
+def alarm_topic_parse(raw: str | None) -> str | None:
+    """An SNS topic ARN for the alarms' actions, or None; PolicyError names what is wrong."""
+    if raw is None:
+        return None
+    if not _SNS_TOPIC_ARN.fullmatch(raw):
+        raise PolicyError(
+            "--alarm-topic must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT_ID:NAME), "
+            f"got {raw[:300]!r}."
+        )
+    return raw
+
+
 def _mode_parse(raw: str | None) -> Mode:
     chosen = raw or "per-instance"
     for mode in MODES:
@@ -83,6 +106,8 @@ def policy_options_parse(
     acceptable_wait: str | None,
     processing_time: str | None,
     warmup: str | None,
+    alarm_wait: str | None = None,
+    alarm_topic: str | None = None,
 ) -> PolicyOptions:
     """Turn the command's raw flags into options, or raise PolicyError with one sentence."""
     name = asg_name_parse(asg_name)
@@ -134,12 +159,20 @@ def policy_options_parse(
                 f"got {warmup!r}."
             )
         warmup_seconds = int(warmup)
+    if alarm_wait is not None:
+        wait_seconds = _number("--alarm-wait", alarm_wait)
+    elif acceptable_wait is not None:
+        wait_seconds = _number("--acceptable-wait", acceptable_wait)
+    else:
+        wait_seconds = DEFAULT_ALARM_WAIT_SECONDS
     return PolicyOptions(
         asg_name=name,
         mode=chosen_mode,
         target_value=value,
         warmup_seconds=warmup_seconds,
         target_derivation=derivation,
+        alarm_wait_seconds=wait_seconds,
+        alarm_topic=alarm_topic_parse(alarm_topic),
     )
 
 

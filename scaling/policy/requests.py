@@ -17,8 +17,13 @@ from scaling.policy.options import PolicyOptions
 TARGET_POLICY_NAME = "academy-backlog-target-tracking"
 WAKE_POLICY_NAME = "academy-backlog-wake-from-zero"
 IN_SERVICE_METRIC = "GroupInServiceInstances"
+# The group metrics this command has collected: the divisor of backlog per instance (and
+# the wake alarm's "nothing in service"); the starved alarm's maximum; the dashboard's
+# desired capacity. Group metrics at 1-minute granularity cost nothing.
+GROUP_METRICS = (IN_SERVICE_METRIC, "GroupDesiredCapacity", "GroupMaxSize")
 METRICS_GRANULARITY = "1Minute"
-# Marks metrics collection this command enabled (and may therefore disable).
+# Marks metrics collection this command enabled (and may therefore disable): its value
+# lists those metrics, space-separated.
 METRICS_TAG_KEY = "academy:scaling:enabled-metrics"
 WAKE_ALARM_PERIOD = 60  # GroupInServiceInstances exists only at 1-minute granularity
 
@@ -43,20 +48,30 @@ def _period_fields(spec: MetricSpec) -> dict[str, int]:
     return {"Period": spec.period_seconds} if spec.period_seconds < 60 else {}
 
 
-def _in_service_metric(asg_name: str) -> dict[str, Any]:
+def group_metric(asg_name: str, metric_name: str = IN_SERVICE_METRIC) -> dict[str, Any]:
+    """An AWS/AutoScaling group metric: its one dimension is the group's name."""
     return {
         "Namespace": "AWS/AutoScaling",
-        "MetricName": IN_SERVICE_METRIC,
+        "MetricName": metric_name,
         "Dimensions": [{"Name": "AutoScalingGroupName", "Value": asg_name}],
     }
 
 
-def _backlog_metric(spec: MetricSpec) -> dict[str, Any]:
+def _in_service_metric(asg_name: str) -> dict[str, Any]:
+    return group_metric(asg_name)
+
+
+def published_metric(spec: MetricSpec, metric_name: str | None = None) -> dict[str, Any]:
+    """A metric the publisher writes (BacklogCount unless named), with the spec's dimensions."""
     return {
         "Namespace": spec.namespace,
-        "MetricName": spec.metric_name,
+        "MetricName": metric_name or spec.metric_name,
         "Dimensions": spec.dimensions_api(),
     }
+
+
+def _backlog_metric(spec: MetricSpec) -> dict[str, Any]:
+    return published_metric(spec)
 
 
 def per_instance_expression(spec: MetricSpec) -> str:
@@ -205,14 +220,18 @@ def wake_alarm_request_build(
     )
 
 
-def metrics_collection_requests_build(*, asg_name: str) -> list[ApiRequest]:
+def metrics_collection_requests_build(
+    *, asg_name: str, enabled_here: tuple[str, ...] = GROUP_METRICS
+) -> list[ApiRequest]:
+    """Collect every metric of GROUP_METRICS (enabling one twice changes nothing); the tag
+    lists ``enabled_here``, those this command enabled, which --uninstall may disable."""
     return [
         ApiRequest(
             "autoscaling",
             "EnableMetricsCollection",
             {
                 "AutoScalingGroupName": asg_name,
-                "Metrics": [IN_SERVICE_METRIC],
+                "Metrics": list(GROUP_METRICS),
                 "Granularity": METRICS_GRANULARITY,
             },
         ),
@@ -225,7 +244,7 @@ def metrics_collection_requests_build(*, asg_name: str) -> list[ApiRequest]:
                         "ResourceId": asg_name,
                         "ResourceType": "auto-scaling-group",
                         "Key": METRICS_TAG_KEY,
-                        "Value": IN_SERVICE_METRIC,
+                        "Value": " ".join(enabled_here),
                         "PropagateAtLaunch": False,
                     }
                 ]
@@ -254,11 +273,13 @@ def policy_delete_request_build(*, asg_name: str, policy_name: str) -> ApiReques
     )
 
 
-def metrics_collection_disable_request_build(*, asg_name: str) -> ApiRequest:
+def metrics_collection_disable_request_build(
+    *, asg_name: str, metrics: tuple[str, ...] = GROUP_METRICS
+) -> ApiRequest:
     return ApiRequest(
         "autoscaling",
         "DisableMetricsCollection",
-        {"AutoScalingGroupName": asg_name, "Metrics": [IN_SERVICE_METRIC]},
+        {"AutoScalingGroupName": asg_name, "Metrics": list(metrics)},
     )
 
 

@@ -14,9 +14,10 @@ from tests.academy.env_names import (
     env_example_names,
     settings_env_names,
 )
+from tests.deploy.test_nginx import SITE_CONF
 
 COMPOSE_PATH = BASE_DIR / "docker-compose.yml"
-SERVICES = ("postgres", "redis", "web", "worker", "beat")
+SERVICES = ("postgres", "redis", "web", "worker", "beat", "nginx")
 APP_SERVICES = ("web", "worker", "beat")
 _INTERPOLATION_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -52,7 +53,7 @@ def test_settings_env_names_are_found_by_parsing() -> None:
     assert {"INTERNAL_API_KEY", "LAMBDA_INTERNAL_API_KEY", "SECURE_HSTS_SECONDS"} <= names
 
 
-def test_compose_has_the_five_services() -> None:
+def test_compose_has_the_six_services() -> None:
     assert set(_services()) == set(SERVICES)
 
 
@@ -139,3 +140,68 @@ def test_dockerfile() -> None:
     last_user = len(keywords) - 1 - keywords[::-1].index("USER")
     assert "RUN" not in keywords[last_user:]
     assert '"gunicorn", "academy.wsgi"' in dockerfile
+
+
+# nginx: the one configuration file, shared with the EC2 hosts -----------------------
+
+
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(source, target, mode) of each short-syntax volume."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        source, target, *mode = str(volume).split(":")
+        mounts.append((source, target, mode[0] if mode else "rw"))
+    return mounts
+
+
+def test_nginx_mounts_the_very_file_the_nginx_test_runs() -> None:
+    nginx = _services()["nginx"]
+    files = [(s, t, m) for s, t, m in _mounts(nginx) if s.startswith(".")]
+
+    # One bind mount, and it is the file tests/deploy/test_nginx.py runs in front of real
+    # gunicorn: no second copy that could drift, no inline config.
+    assert len(files) == 1
+    [(source, target, mode)] = files
+    assert (COMPOSE_PATH.parent / source).resolve() == SITE_CONF.resolve()
+    assert target == "/etc/nginx/conf.d/default.conf"  # replaces the image's default server
+    assert mode == "ro"
+    assert "configs" not in _compose()
+    assert "configs" not in nginx
+    assert str(nginx["image"]).startswith("nginx:")
+
+
+def test_nginx_reaches_web_the_way_the_file_says() -> None:
+    services = _services()
+    nginx, web = services["nginx"], services["web"]
+    conf = SITE_CONF.read_text()
+    [upstream_port] = re.findall(r"server 127\.0\.0\.1:(\d+) ", conf)
+    [listen_port] = re.findall(r"^\s*listen (\d+);$", conf, flags=re.M)
+
+    # In web's network namespace, the file's upstream 127.0.0.1:8000 is web's gunicorn.
+    assert nginx["network_mode"] == "service:web"
+    assert "ports" not in nginx  # a shared network's ports are published by its owner
+    assert f"--bind 0.0.0.0:{upstream_port}" in _command(web)
+    published = [str(p).rsplit(":", 1)[1] for p in web["ports"]]
+    assert listen_port in published
+    assert nginx["depends_on"] == {"web": {"condition": "service_healthy"}}
+    # The file's only upstream and only server: nothing else for it to reach.
+    assert conf.count("upstream ") == 1
+    assert conf.count("proxy_pass http://academy_gunicorn;") == conf.count("proxy_pass")
+
+
+def test_nginx_serves_the_static_files_web_collects() -> None:
+    services = _services()
+    conf = SITE_CONF.read_text()
+    [alias] = re.findall(r"alias (\S+);", conf)
+    static_root = services["web"]["environment"]["STATIC_ROOT"]
+
+    nginx_static = [(s, m) for s, t, m in _mounts(services["nginx"]) if t == alias.rstrip("/")]
+    web_static = [s for s, t, _ in _mounts(services["web"]) if t == static_root]
+    assert nginx_static == [(web_static[0], "ro")]
+    assert web_static[0] in _compose()["volumes"]
+    assert "collectstatic --no-input" in _command(services["web"])
+
+
+def test_nginx_passes_the_internal_key_header() -> None:
+    # The reason the old system shipped this file twice: the header must reach Django.
+    assert "proxy_set_header X-Internal-Key $http_x_internal_key;" in SITE_CONF.read_text()

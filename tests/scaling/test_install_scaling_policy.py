@@ -18,12 +18,40 @@ from django.core.management import CommandError, call_command
 
 from scaling.aws import aws_call_observers
 from scaling.metric_spec import metric_spec_get
+from scaling.policy.alarms import alarm_names, alarm_requests_build
+from scaling.policy.dashboard import dashboard_body_build, dashboard_name
+from scaling.policy.diff import config_diff
+from scaling.policy.options import policy_options_parse
 from scaling.policy.requests import TARGET_POLICY_NAME, WAKE_POLICY_NAME, wake_alarm_name
 from scaling.publishing.cloudwatch import metric_datums_build
 
 ASG = "academy-video-worker-asg"
 REPO = Path(__file__).resolve().parents[2]
 COOLDOWN_KEYS = ("Cooldown", "ScaleOutCooldown", "ScaleInCooldown")
+READS = ("Describe", "Get")
+GROUP_METRICS_ENABLED = [
+    {"Metric": name, "Granularity": "1Minute"}
+    for name in ("GroupInServiceInstances", "GroupDesiredCapacity", "GroupMaxSize")
+]
+METRICS_LINE = (
+    "metrics-collection GroupInServiceInstances, GroupDesiredCapacity, GroupMaxSize (1Minute)"
+)
+ALARM_KINDS_CREATED = {
+    "publisher-silent-alarm": "created",
+    "wait-too-long-alarm": "created",
+    "starved-alarm": "created",
+    "cannot-wake-alarm": "created",
+    "work-lost-alarm": "created",
+    "dashboard": "created",
+}
+
+
+def _unchanged_tail() -> list[str]:
+    """The lines of the five alarms and the dashboard when nothing about them changed."""
+    return [
+        *(f"{kind}-alarm {name}: unchanged" for kind, name in alarm_names(ASG).items()),
+        f"dashboard {dashboard_name(ASG)}: unchanged",
+    ]
 
 
 def _autoscaling(aws: dict[str, str]) -> Any:
@@ -88,6 +116,7 @@ def test_per_instance_policy_reads_back_as_the_spec(aws: dict[str, str]) -> None
         "target-tracking-policy": "created",
         "wake-policy": "created",
         "wake-alarm": "created",
+        **ALARM_KINDS_CREATED,
     }
     policy = _policies(aws)[TARGET_POLICY_NAME]
     assert policy["PolicyType"] == "TargetTrackingScaling"
@@ -112,9 +141,7 @@ def test_per_instance_policy_reads_back_as_the_spec(aws: dict[str, str]) -> None
         "Dimensions": [{"Name": "AutoScalingGroupName", "Value": ASG}],
     }
     assert "Period" not in backlog  # 60 s, the API default
-    assert _group(aws)["EnabledMetrics"] == [
-        {"Metric": "GroupInServiceInstances", "Granularity": "1Minute"}
-    ]
+    assert _group(aws)["EnabledMetrics"] == GROUP_METRICS_ENABLED
 
 
 def test_wake_from_zero_policy_and_alarm(aws: dict[str, str]) -> None:
@@ -126,8 +153,7 @@ def test_wake_from_zero_policy_and_alarm(aws: dict[str, str]) -> None:
         "ChangeInCapacity",
         [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
     )
-    [alarm] = _alarms(aws)
-    assert alarm["AlarmName"] == wake_alarm_name(ASG)
+    [alarm] = [a for a in _alarms(aws) if a["AlarmName"] == wake_alarm_name(ASG)]
     assert alarm["AlarmActions"] == [wake["PolicyARN"]]
     assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
         1.0,
@@ -187,7 +213,7 @@ def test_derived_target_shows_its_derivation(aws: dict[str, str]) -> None:
     assert out.getvalue().splitlines()[0] == (
         f"Group {ASG} (ap-northeast-2), mode per-instance: target 5 = acceptable wait 600 s "
         "/ processing time 120 s per video (videos waiting per in-service instance); "
-        "warmup 60 s."
+        "warmup 60 s; alarm wait 600 s."
     )
     assert _policies(aws)[TARGET_POLICY_NAME]["TargetTrackingConfiguration"]["TargetValue"] == 5
 
@@ -203,15 +229,16 @@ def test_rerun_is_idempotent(aws: dict[str, str], recorded: list[Any]) -> None:
     call_command("install_scaling_policy", stdout=out)
 
     assert out.getvalue().splitlines()[1:] == [
-        "metrics-collection GroupInServiceInstances (1Minute): unchanged",
+        f"{METRICS_LINE}: unchanged",
         "target-tracking-policy academy-backlog-target-tracking: unchanged",
         "wake-policy academy-backlog-wake-from-zero: unchanged",
         f"wake-alarm {wake_alarm_name(ASG)}: unchanged",
-        "Done: 4 unchanged.",
+        *_unchanged_tail(),
+        "Done: 10 unchanged.",
     ]
     assert sorted(_policies(aws)) == [TARGET_POLICY_NAME, WAKE_POLICY_NAME]
-    assert len(_alarms(aws)) == 1
-    assert [op for _, op, _ in recorded if not op.startswith("Describe")] == []
+    assert len(_alarms(aws)) == 6
+    assert [op for _, op, _ in recorded if not op.startswith(READS)] == []
 
 
 def test_a_difference_is_updated_and_shown(aws: dict[str, str]) -> None:
@@ -220,13 +247,32 @@ def test_a_difference_is_updated_and_shown(aws: dict[str, str]) -> None:
     out = StringIO()
     call_command("install_scaling_policy", "--target-value", "4.5", stdout=out)
 
+    names = alarm_names(ASG)
     assert out.getvalue().splitlines()[1:] == [
-        "metrics-collection GroupInServiceInstances (1Minute): unchanged",
+        f"{METRICS_LINE}: unchanged",
         "target-tracking-policy academy-backlog-target-tracking: updated",
         "  TargetTrackingConfiguration.TargetValue: 3.0 -> 4.5",
         "wake-policy academy-backlog-wake-from-zero: unchanged",
         f"wake-alarm {wake_alarm_name(ASG)}: unchanged",
-        "Done: 3 unchanged, 1 updated.",
+        f"publisher-silent-alarm {names['publisher-silent']}: unchanged",
+        f"wait-too-long-alarm {names['wait-too-long']}: unchanged",
+        # The starved alarm and the dashboard's target line follow the target.
+        f"starved-alarm {names['starved']}: updated",
+        '  AlarmDescription: "academy-video-worker-asg has been at its MaxSize for 10 minutes '
+        "with the backlog still above the target 3: the maximum is too low. Raise the group's "
+        "MaxSize (or the target, if a longer wait is acceptable). Installed by manage.py "
+        'install_scaling_policy." -> "academy-video-worker-asg has been at its MaxSize for '
+        "10 minutes with the backlog still above the target 4.5: the maximum is too low. "
+        "Raise the group's MaxSize (or the target, if a longer wait is acceptable). Installed "
+        'by manage.py install_scaling_policy."',
+        '  Metrics[3].Expression: "IF(m2 >= m3 AND m1 > 3 * m2, 1, 0)" -> '
+        '"IF(m2 >= m3 AND m1 > 4.5 * m2, 1, 0)"',
+        f"cannot-wake-alarm {names['cannot-wake']}: unchanged",
+        f"work-lost-alarm {names['work-lost']}: unchanged",
+        f"dashboard {dashboard_name(ASG)}: updated",
+        '  widgets[1].properties.annotations.horizontal[0].label: "target 3" -> "target 4.5"',
+        "  widgets[1].properties.annotations.horizontal[0].value: 3.0 -> 4.5",
+        "Done: 7 unchanged, 3 updated.",
     ]
     assert sorted(_policies(aws)) == [TARGET_POLICY_NAME, WAKE_POLICY_NAME]
 
@@ -240,17 +286,20 @@ def test_dry_run_prints_the_requests_and_writes_nothing(
         "DescribeAutoScalingGroups",
         "DescribePolicies",
         "DescribeAlarms",
+        "GetDashboard",
     }
     assert [(r["service"], r["operation"]) for r in result["requests"]] == [
         ("autoscaling", "EnableMetricsCollection"),
         ("autoscaling", "CreateOrUpdateTags"),
         ("autoscaling", "PutScalingPolicy"),
         ("autoscaling", "PutScalingPolicy"),
-        ("cloudwatch", "PutMetricAlarm"),
+        *[("cloudwatch", "PutMetricAlarm")] * 6,
+        ("cloudwatch", "PutDashboard"),
     ]
     assert result["requests"][2]["params"]["TargetTrackingConfiguration"]["TargetValue"] == 2.0
     assert _policies(aws) == {}
     assert _alarms(aws) == []
+    assert _cloudwatch(aws).list_dashboards()["DashboardEntries"] == []
     assert _group(aws)["EnabledMetrics"] == []
 
 
@@ -266,7 +315,7 @@ def test_dry_run_requests_are_what_a_real_run_sends(
     sent = [
         {"service": s, "operation": op, "params": params}
         for s, op, params in recorded
-        if not op.startswith("Describe")
+        if not op.startswith(READS)
     ]
     assert sent == planned
     assert [r["params"]["PolicyName"] for r in planned] == [TARGET_POLICY_NAME, WAKE_POLICY_NAME]
@@ -288,12 +337,19 @@ def test_uninstall_leaves_the_group_as_it_was(aws: dict[str, str], recorded: lis
     assert _policies(aws) == {}
     assert _alarms(aws) == []
     assert _group_shape(after) == _group_shape(before)  # tags, sizes, everything else
+    assert _cloudwatch(aws).list_dashboards()["DashboardEntries"] == []
     disable = [p for _, op, p in recorded if op == "DisableMetricsCollection"]
-    assert disable == [{"AutoScalingGroupName": ASG, "Metrics": ["GroupInServiceInstances"]}]
+    assert disable == [
+        {
+            "AutoScalingGroupName": ASG,
+            "Metrics": ["GroupInServiceInstances", "GroupDesiredCapacity", "GroupMaxSize"],
+        }
+    ]
     # moto has no DisableMetricsCollection: the command says so instead of pretending.
     assert (
-        "Warning: GroupInServiceInstances collection stays enabled on academy-video-worker-asg: "
-        "this endpoint does not implement DisableMetricsCollection."
+        "Warning: GroupInServiceInstances, GroupDesiredCapacity, GroupMaxSize collection stays "
+        "enabled on academy-video-worker-asg: this endpoint does not implement "
+        "DisableMetricsCollection."
     ) in out.getvalue().splitlines()
 
 
@@ -312,8 +368,19 @@ def test_uninstall_removes_only_what_the_command_installed(aws: dict[str, str]) 
         },
     )
     installed = _install()
+    assert installed["items"][0]["action"] == "updated"
     assert installed["items"][0]["note"] == (
-        "enabled outside this command; --uninstall leaves it enabled"
+        "GroupInServiceInstances enabled outside this command; --uninstall keeps them"
+    )
+    assert installed["items"][0]["changes"] == [
+        {
+            "path": "EnabledMetrics",
+            "old": ["GroupInServiceInstances"],
+            "new": ["GroupInServiceInstances", "GroupDesiredCapacity", "GroupMaxSize"],
+        }
+    ]
+    assert installed["requests"][1]["params"]["Tags"][0]["Value"] == (
+        "GroupDesiredCapacity GroupMaxSize"
     )
 
     result = _install("--uninstall")
@@ -322,13 +389,15 @@ def test_uninstall_removes_only_what_the_command_installed(aws: dict[str, str]) 
         "wake-alarm": "removed",
         "target-tracking-policy": "removed",
         "wake-policy": "removed",
-        "metrics-collection": "kept",
+        "metrics-collection": "kept",  # moto: DisableMetricsCollection is not implemented
+        **{kind: "removed" for kind in ALARM_KINDS_CREATED},
     }
     assert list(_policies(aws)) == ["someone-elses-cpu-policy"]
-    assert _group(aws)["EnabledMetrics"] == [
-        {"Metric": "GroupInServiceInstances", "Granularity": "1Minute"}
+    disable = [r["params"] for r in result["requests"] if "Disable" in r["operation"]]
+    # Only what this command enabled: GroupInServiceInstances stays.
+    assert disable == [
+        {"AutoScalingGroupName": ASG, "Metrics": ["GroupDesiredCapacity", "GroupMaxSize"]}
     ]
-    assert "DisableMetricsCollection" not in json.dumps(result["requests"])
 
 
 def test_recorded_requests_never_carry_a_cooldown(aws: dict[str, str], recorded: list[Any]) -> None:
@@ -343,6 +412,195 @@ def test_recorded_requests_never_carry_a_cooldown(aws: dict[str, str], recorded:
         assert not set(COOLDOWN_KEYS) & set(params), params
         text = json.dumps(params)
         assert all(key not in text for key in COOLDOWN_KEYS), params
+
+
+# The alarms and the dashboard ----------------------------------------------------------
+
+TOPIC = "arn:aws:sns:ap-northeast-2:123456789012:academy-scaling-alarms"
+
+
+def _asked(aws: dict[str, str], **flags: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The five alarms' requests by name, and the dashboard body, for these flags."""
+    options = policy_options_parse(
+        asg_name=None,
+        mode=None,
+        target_value=None,
+        acceptable_wait=flags.get("acceptable_wait"),
+        processing_time=flags.get("processing_time"),
+        warmup=None,
+        alarm_wait=flags.get("alarm_wait"),
+        alarm_topic=flags.get("alarm_topic"),
+    )
+    spec = metric_spec_get()
+    alarms = {
+        r.params["AlarmName"]: r.params
+        for r in alarm_requests_build(spec=spec, options=options).values()
+    }
+    group_arn = _group(aws)["AutoScalingGroupARN"]
+    body = dashboard_body_build(
+        spec=spec, options=options, region="ap-northeast-2", group_arn=group_arn
+    )
+    return alarms, body
+
+
+def _dashboard(aws: dict[str, str]) -> dict[str, Any]:
+    body = _cloudwatch(aws).get_dashboard(DashboardName=dashboard_name(ASG))["DashboardBody"]
+    return dict(json.loads(body))
+
+
+def test_every_alarm_and_the_dashboard_read_back_as_asked(aws: dict[str, str]) -> None:
+    _install("--alarm-topic", TOPIC, "--alarm-wait", "900")
+
+    asked, body = _asked(aws, alarm_topic=TOPIC, alarm_wait="900")
+    installed = {a["AlarmName"]: a for a in _alarms(aws)}
+    assert sorted(installed) == sorted([*asked, wake_alarm_name(ASG)])
+    for name, params in asked.items():
+        assert config_diff(desired=params, actual=installed[name]) == [], name
+        assert installed[name]["AlarmActions"] == [TOPIC]
+        assert installed[name]["OKActions"] == [TOPIC]
+    names = alarm_names(ASG)
+    silent = installed[names["publisher-silent"]]
+    assert (silent["MetricName"], silent["Statistic"], silent["Dimensions"]) == (
+        "BacklogCount",
+        "SampleCount",
+        _publisher_dimensions(),
+    )
+    assert (silent["EvaluationPeriods"], silent["TreatMissingData"]) == (3, "breaching")
+    assert installed[names["wait-too-long"]]["Threshold"] == 900.0
+    assert installed[names["work-lost"]]["MetricName"] == "RecoveredVideos"
+    assert installed[names["work-lost"]]["Dimensions"] == _publisher_dimensions()
+    assert _dashboard(aws) == body
+    # The alarm ARNs on the dashboard are the ones CloudWatch gave the alarms.
+    [alarm_widget] = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(
+        a["AlarmArn"] for a in installed.values()
+    )
+
+
+def test_alarm_wait_comes_from_the_acceptable_wait_else_the_default(aws: dict[str, str]) -> None:
+    waits = []
+    for flags in (
+        (),
+        ("--acceptable-wait", "300", "--processing-time", "60"),
+        ("--acceptable-wait", "300", "--processing-time", "60", "--alarm-wait", "450"),
+    ):
+        result = _install(*flags)
+        waits.append(result["alarm_wait_seconds"])
+
+    assert waits == [600.0, 300.0, 450.0]
+    [wait] = [a for a in _alarms(aws) if a["AlarmName"] == alarm_names(ASG)["wait-too-long"]]
+    assert wait["Threshold"] == 450.0
+
+
+def test_a_changed_acceptable_wait_updates_only_the_wait_alarm(
+    aws: dict[str, str], recorded: list[Any]
+) -> None:
+    _install("--acceptable-wait", "600", "--processing-time", "120")
+    recorded.clear()
+
+    # Same target (900 / 180 = 600 / 120 = 5), longer wait.
+    result = _install("--acceptable-wait", "900", "--processing-time", "180")
+
+    changed = [item for item in result["items"] if item["action"] != "unchanged"]
+    assert [(i["kind"], i["action"]) for i in changed] == [("wait-too-long-alarm", "updated")]
+    assert [(c["path"], c["old"], c["new"]) for c in changed[0]["changes"]] == [
+        (
+            "AlarmDescription",
+            "The oldest waiting video has waited over 600 s for 5 minutes. If "
+            "academy-video-worker-asg is at its maximum, see the starved alarm; if it is "
+            "scaling, give it its warmup; else check the workers take videos (worker logs, SQS "
+            "queue). Installed by manage.py install_scaling_policy.",
+            "The oldest waiting video has waited over 900 s for 5 minutes. If "
+            "academy-video-worker-asg is at its maximum, see the starved alarm; if it is "
+            "scaling, give it its warmup; else check the workers take videos (worker logs, SQS "
+            "queue). Installed by manage.py install_scaling_policy.",
+        ),
+        ("Threshold", 600.0, 900.0),
+    ]
+    writes = [(op, p.get("AlarmName")) for _, op, p in recorded if not op.startswith(READS)]
+    assert writes == [("PutMetricAlarm", alarm_names(ASG)["wait-too-long"])]
+
+
+def test_leaving_out_the_topic_removes_the_actions_and_says_so(aws: dict[str, str]) -> None:
+    _install("--alarm-topic", TOPIC)
+
+    result = _install()
+
+    changed = [item for item in result["items"] if item["action"] == "updated"]
+    assert [item["kind"] for item in changed] == [f"{kind}-alarm" for kind in alarm_names(ASG)]
+    for item in changed:
+        assert item["changes"] == [
+            {"path": "AlarmActions", "old": [TOPIC], "new": None},
+            {"path": "OKActions", "old": [TOPIC], "new": None},
+        ]
+    assert all(a["AlarmActions"] == [] for a in _alarms(aws) if "-scaling-" in a["AlarmName"])
+
+
+def test_uninstall_removes_the_alarms_and_dashboard_and_nothing_else(
+    aws: dict[str, str],
+) -> None:
+    cloudwatch = _cloudwatch(aws)
+    cloudwatch.put_metric_alarm(
+        AlarmName=f"{ASG}-someone-elses-cpu",
+        Namespace="AWS/EC2",
+        MetricName="CPUUtilization",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=90.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.put_dashboard(DashboardName="someone-elses", DashboardBody='{"widgets": []}')
+    _install("--alarm-topic", TOPIC)
+
+    result = _install("--uninstall")
+
+    assert [a["AlarmName"] for a in _alarms(aws)] == [f"{ASG}-someone-elses-cpu"]
+    entries = cloudwatch.list_dashboards()["DashboardEntries"]
+    assert [d["DashboardName"] for d in entries] == ["someone-elses"]
+    deletes = [r["params"] for r in result["requests"] if r["operation"].startswith("Delete")]
+    assert deletes[:3] == [
+        {"AlarmNames": [wake_alarm_name(ASG)]},
+        {"AlarmNames": list(alarm_names(ASG).values())},
+        {"DashboardNames": [dashboard_name(ASG)]},
+    ]
+    again = _install("--uninstall")
+    # (metrics collection is "kept": moto cannot disable it, see the test above)
+    assert {i["action"] for i in again["items"] if i["kind"] != "metrics-collection"} == {"absent"}
+
+
+BAD_TOPICS = [
+    "sns-topic",
+    "arn:aws:sqs:ap-northeast-2:123456789012:academy-video-jobs",
+    "arn:aws:sns:ap-northeast-2:1234:short-account",
+    "arn:aws:sns:ap-northeast-2:123456789012:",
+    "arn:aws:sns:ap-northeast-2:123456789012:has space",
+]
+
+
+@pytest.mark.parametrize("topic", BAD_TOPICS)
+def test_a_bad_topic_arn_is_a_usage_error(
+    aws: dict[str, str], recorded: list[Any], topic: str
+) -> None:
+    with pytest.raises(CommandError) as raised:
+        call_command("install_scaling_policy", "--alarm-topic", topic, stdout=StringIO())
+
+    assert str(raised.value) == (
+        "argument --alarm-topic: must be an SNS topic ARN "
+        f"(arn:aws:sns:REGION:ACCOUNT_ID:NAME), got {topic!r}."
+    )
+    assert raised.value.returncode == 2
+    assert recorded == []
+
+
+def test_a_bad_topic_arn_from_the_shell_is_one_line_and_exit_2(aws: dict[str, str]) -> None:
+    done = _manage(aws, "--alarm-topic", "arn:aws:sns:nowhere")
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "CommandError: argument --alarm-topic: must be an SNS topic ARN "
+        "(arn:aws:sns:REGION:ACCOUNT_ID:NAME), got 'arn:aws:sns:nowhere'.\n"
+    )
 
 
 # Bad input --------------------------------------------------------------------------
@@ -399,6 +657,11 @@ BAD_ARGUMENTS = [
         ["--uninstall", "--target-value", "3"],
         "--uninstall takes no --target-value: it removes what was installed.",
     ),
+    (
+        ["--uninstall", "--alarm-wait", "60"],
+        "--uninstall takes no --alarm-wait: it removes what was installed.",
+    ),
+    (["--alarm-wait", "0"], "--alarm-wait must be a finite number above 0, got '0'."),
     (["--bogus"], "unrecognized arguments: --bogus."),
     (["--warmup"], "argument --warmup: expected one argument."),
 ]
@@ -412,7 +675,7 @@ def test_bad_argument_gives_its_own_error_and_writes_nothing(
         call_command("install_scaling_policy", *argv, stdout=StringIO())
 
     assert str(raised.value) == message
-    assert [op for _, op, _ in recorded if not op.startswith("Describe")] == []
+    assert [op for _, op, _ in recorded if not op.startswith(READS)] == []
     assert _policies(aws) == {}
 
 
@@ -445,7 +708,7 @@ def _manage(aws: dict[str, str] | None, *argv: str, **env: str) -> subprocess.Co
 
 @pytest.mark.parametrize(
     ("argv", "message"),
-    [BAD_ARGUMENTS[0], BAD_ARGUMENTS[5], BAD_ARGUMENTS[8], BAD_ARGUMENTS[18], BAD_ARGUMENTS[20]],
+    [BAD_ARGUMENTS[0], BAD_ARGUMENTS[5], BAD_ARGUMENTS[8], BAD_ARGUMENTS[18], BAD_ARGUMENTS[22]],
 )
 def test_bad_argument_from_the_shell_is_one_line_and_non_zero(
     aws: dict[str, str], argv: list[str], message: str

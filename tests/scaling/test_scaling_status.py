@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
 
+import boto3
 import pytest
 from django.core.management import call_command
 from django.db import OperationalError
 
-from scaling.audit.status import aim_estimate
+from scaling.audit.status import _alarm, aim_estimate
+from scaling.management.commands.scaling_status import _duration
+from scaling.policy.alarms import alarm_names
 from scaling.publishing.tick import backlog_tick
 from tests.factories import videos_create
 
@@ -42,16 +46,66 @@ def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:
     assert lines[1].startswith("Backlog in the database now: 7 (uploaded 5, processing 2; ")
     assert lines[2:4] == ["Last publications:", f"  {slot} published 7 (db)"]
     assert lines[4] == (f"Latest published value 7 (slot {slot}) agrees with the database now (7).")
-    assert lines[5:] == [
-        "Capacity: min 0, max 10, desired 0, in service 0; group metrics: GroupInServiceInstances.",
+    # The alarms' lines carry their time: "OK for 2 s (since 2025-...+00:00)".
+    held = re.compile(r" for \d+ s \(since \d{4}-\d\d-\d\dT[\d:.]+\+00:00\)$")
+    assert all(held.search(line) for line in lines[10:16])
+    assert [held.sub("", line) for line in lines[5:]] == [
+        "Capacity: min 0, max 10, desired 0, in service 0; group metrics: GroupDesiredCapacity, "
+        "GroupInServiceInstances, GroupMaxSize.",
         "Policies:",
         "  academy-backlog-target-tracking: TargetTrackingScaling; per-instance: m1 / m2, "
         "target 3; warmup 60 s",
         "  academy-backlog-wake-from-zero: StepScaling; warmup 60 s",
         "Alarms:",
         f"  {ASG}-backlog-wake-from-zero: OK",
+        *(f"  {name}: OK" for name in alarm_names(ASG).values()),
         "Target tracking aims for about 3 instances (ceil(backlog 7 / target 3), within min 0 "
         "and max 10; backlog from the database now).",
+    ]
+
+
+def test_each_alarm_state_and_how_long_in_text_and_json(aws: dict[str, str]) -> None:
+    call_command("install_scaling_policy", stdout=StringIO())
+    silent = alarm_names(ASG)["publisher-silent"]
+    cloudwatch = boto3.client("cloudwatch", region_name=aws["region"], endpoint_url=aws["endpoint"])
+    cloudwatch.set_alarm_state(AlarmName=silent, StateValue="ALARM", StateReason="test")
+
+    data = json.loads(_status("--json"))
+    text = _status()
+
+    alarms = {a["name"]: a for a in data["alarms"]["data"]}
+    assert list(alarms) == [f"{ASG}-backlog-wake-from-zero", *alarm_names(ASG).values()]
+    assert alarms[silent]["state"] == "ALARM"
+    since = datetime.fromisoformat(alarms[silent]["since"])
+    assert 0 <= (datetime.now(UTC) - since).total_seconds() < 60
+    assert 0 <= alarms[silent]["for_seconds"] < 60
+    [line] = [line for line in text.splitlines() if line.startswith(f"  {silent}:")]
+    assert re.fullmatch(
+        rf"  {silent}: ALARM for \d+ s \(since {re.escape(since.isoformat())}\)", line
+    )
+
+
+def test_an_alarm_held_for_hours_reads_as_hours() -> None:
+    now = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
+    described = {
+        "AlarmName": "a",
+        "StateValue": "ALARM",
+        "StateUpdatedTimestamp": now - timedelta(minutes=1),
+        "StateTransitionedTimestamp": now - timedelta(hours=2, minutes=5),
+    }
+
+    alarm = _alarm(described, now)
+
+    assert (alarm.state, alarm.for_seconds, alarm.since) == (
+        "ALARM",
+        7500,
+        "2025-01-02T09:55:00+00:00",
+    )
+    assert [_duration(s) for s in (42, 300, 7500, 273600)] == [
+        "42 s",
+        "5 min",
+        "2 h 5 min",
+        "3 d 4 h",
     ]
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
@@ -10,18 +11,29 @@ from scaling.policy.install import PolicyRun, policy_install, policy_uninstall
 from scaling.policy.options import (
     MAX_WARMUP_SECONDS,
     PolicyError,
+    alarm_topic_parse,
     asg_name_parse,
     policy_options_parse,
 )
 
 _VERB = {"created": "create", "updated": "update", "removed": "remove"}
-_INSTALL_ONLY = ("mode", "target_value", "acceptable_wait", "processing_time", "warmup")
+_INSTALL_ONLY = "mode target_value acceptable_wait processing_time warmup alarm_wait alarm_topic"
+
+
+def _topic(raw: str) -> str | None:
+    # A bad ARN is a usage error: one line, exit 2, before anything is read.
+    try:
+        return alarm_topic_parse(raw)
+    except PolicyError as exc:
+        message = str(exc).removeprefix("--alarm-topic ").rstrip(".")
+        raise argparse.ArgumentTypeError(message) from None
 
 
 class Command(OneLineErrorCommand):
     help = (
         "Install (or align) the video workers' scaling policy: target tracking on backlog per "
-        "in-service instance, plus a wake-from-zero alarm. Idempotent; --uninstall removes it."
+        "in-service instance, a wake-from-zero alarm, five alarms that say when scaling "
+        "breaks and a dashboard. Idempotent; --uninstall removes them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -48,6 +60,14 @@ class Command(OneLineErrorCommand):
             help=f"EstimatedInstanceWarmup in seconds, 0 to {MAX_WARMUP_SECONDS} [60].",
         )
         parser.add_argument(
+            "--alarm-wait",
+            help="Seconds the oldest video may wait before the wait alarm [--acceptable-wait, "
+            "else 600].",
+        )
+        parser.add_argument(
+            "--alarm-topic", type=_topic, help="SNS topic ARN told when an alarm changes state."
+        )
+        parser.add_argument(
             "--uninstall", action="store_true", help="Remove what this command installed."
         )
         parser.add_argument(
@@ -61,7 +81,9 @@ class Command(OneLineErrorCommand):
         try:
             if options["uninstall"]:
                 given = [
-                    f"--{k.replace('_', '-')}" for k in _INSTALL_ONLY if options[k] is not None
+                    f"--{k.replace('_', '-')}"
+                    for k in _INSTALL_ONLY.split()
+                    if options[k] is not None
                 ]
                 if given:
                     raise PolicyError(
@@ -79,6 +101,8 @@ class Command(OneLineErrorCommand):
                         acceptable_wait=options["acceptable_wait"],
                         processing_time=options["processing_time"],
                         warmup=options["warmup"],
+                        alarm_wait=options["alarm_wait"],
+                        alarm_topic=options["alarm_topic"],
                     ),
                     dry_run=options["dry_run"],
                 )
@@ -94,7 +118,7 @@ class Command(OneLineErrorCommand):
             o = run.options
             self.stdout.write(
                 f"Group {run.asg_name} ({run.region}), mode {o.mode}: {o.target_derivation}; "
-                f"warmup {o.warmup_seconds} s."
+                f"warmup {o.warmup_seconds} s; alarm wait {o.alarm_wait_seconds:g} s."
             )
         else:
             self.stdout.write(f"Group {run.asg_name} ({run.region}): uninstall.")

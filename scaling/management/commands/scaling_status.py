@@ -10,11 +10,23 @@ from scaling.management.base import OneLineErrorCommand
 from scaling.policy.options import PolicyError, asg_name_parse
 
 
+def _duration(seconds: int) -> str:
+    """42 s, 5 min, 2 h 5 min, 3 d 4 h."""
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{minutes} min"
+    if seconds < 86400:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
+
+
 class Command(OneLineErrorCommand):
     help = (
         "Show the backlog now, the last publications, the installed policies, the group's "
-        "capacity and what target tracking aims for. A part that cannot be read says so in "
-        "one line; the command still exits 0."
+        "capacity, each alarm's state and since when, and what target tracking aims for. A "
+        "part that cannot be read says so in one line; the command still exits 0."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -96,7 +108,9 @@ class Command(OneLineErrorCommand):
         else:
             out("Alarms:")
             for alarm in alarms:
-                out(f"  {alarm.name}: {alarm.state}")
+                held = "" if alarm.for_seconds is None else f" for {_duration(alarm.for_seconds)}"
+                since = f" (since {alarm.since})" if alarm.since else ""
+                out(f"  {alarm.name}: {alarm.state}{held}{since}")
         if (aim := s.aim.data) is not None:
             out(
                 f"Target tracking aims for about {aim.instances} instances "

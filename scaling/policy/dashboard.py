@@ -1,0 +1,172 @@
+"""The CloudWatch dashboard of the group's scaling, built from ``metric_spec_get()``.
+
+Every metric on it is either one the publisher writes, with the spec's
+dimensions exactly, or an ``AWS/AutoScaling`` group metric this command
+collects (its one dimension, the group's name). CloudWatch renders it; the
+widgets are listed in docs/scaling-policy.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from scaling.metric_spec import MetricSpec
+from scaling.policy.alarms import ALARM_KINDS, alarm_name
+from scaling.policy.options import PolicyOptions
+from scaling.policy.requests import (
+    GROUP_METRICS,
+    ApiRequest,
+    per_instance_expression,
+    wake_alarm_name,
+)
+
+_WIDTH, _HEIGHT = 12, 6
+_NAME_LIMIT = 255
+_SUFFIX = "-scaling"
+
+
+def dashboard_name(asg_name: str) -> str:
+    """The group's name with what a dashboard name may not hold (only A-Z a-z 0-9 - _)
+    turned into "-"."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "-", asg_name)
+    return safe[: _NAME_LIMIT - len(_SUFFIX)] + _SUFFIX
+
+
+def alarm_arn(*, group_arn: str, region: str, name: str) -> str:
+    """An alarm's ARN, in the partition and account of the group's ARN."""
+    parts = group_arn.split(":")
+    return f"arn:{parts[1]}:cloudwatch:{region}:{parts[4]}:alarm:{name}"
+
+
+def _published(spec: MetricSpec, name: str, options: dict[str, Any]) -> list[Any]:
+    dimensions = [part for pair in spec.dimensions for part in pair]
+    return [spec.namespace, name, *dimensions, options]
+
+
+def _group(asg_name: str, name: str, options: dict[str, Any]) -> list[Any]:
+    return ["AWS/AutoScaling", name, "AutoScalingGroupName", asg_name, options]
+
+
+def _widget(index: int, kind: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "x": (index % 2) * _WIDTH,
+        "y": (index // 2) * _HEIGHT,
+        "width": _WIDTH,
+        "height": _HEIGHT,
+        "properties": properties,
+    }
+
+
+def _graph(region: str, title: str, metrics: list[list[Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "title": title,
+        "region": region,
+        "view": "timeSeries",
+        "stacked": False,
+        "metrics": metrics,
+        **extra,
+    }
+
+
+def dashboard_body_build(
+    *, spec: MetricSpec, options: PolicyOptions, region: str, group_arn: str
+) -> dict[str, Any]:
+    asg = options.asg_name
+    period = spec.period_seconds
+    target_line = {"label": f"target {options.target_value:g}", "value": options.target_value}
+    if options.mode == "total":
+        tracked = _graph(
+            region,
+            "Backlog tracked (mode total) and the target",
+            [_published(spec, spec.metric_name, {"stat": "Average", "period": period})],
+            annotations={"horizontal": [target_line]},
+        )
+    else:
+        tracked = _graph(
+            region,
+            "Backlog per in-service instance and the target",
+            [
+                _published(
+                    spec,
+                    spec.metric_name,
+                    {"id": "m1", "stat": "Average", "period": period, "visible": False},
+                ),
+                _group(
+                    asg,
+                    GROUP_METRICS[0],
+                    {"id": "m2", "stat": "Average", "period": period, "visible": False},
+                ),
+                [
+                    {
+                        "id": "e1",
+                        "expression": per_instance_expression(spec),
+                        "label": "Backlog per in-service instance",
+                    }
+                ],
+            ],
+            annotations={"horizontal": [target_line]},
+        )
+    alarm_arns = [
+        alarm_arn(group_arn=group_arn, region=region, name=name)
+        for name in [*(alarm_name(asg, kind) for kind in ALARM_KINDS), wake_alarm_name(asg)]
+    ]
+    wait_arn = alarm_arns[ALARM_KINDS.index("wait-too-long")]
+    widgets = [
+        _graph(
+            region,
+            f"Published backlog ({spec.metric_name}: videos waiting or processing)",
+            [_published(spec, spec.metric_name, {"stat": "Average", "period": period})],
+        ),
+        tracked,
+        _graph(
+            region,
+            "Instances: desired, in service, maximum",
+            [_group(asg, name, {"stat": "Average", "period": 60}) for name in GROUP_METRICS],
+        ),
+        # The wait-too-long alarm's own graph: its metric and its threshold (the
+        # acceptable wait), so the line moves with the alarm and never disagrees with it.
+        {
+            "title": "Oldest waiting video (s) and the acceptable wait",
+            "region": region,
+            "view": "timeSeries",
+            "stacked": False,
+            "annotations": {"alarms": [wait_arn]},
+        },
+        _graph(
+            region,
+            f"Videos recovered from lost leases ({spec.recovered_metric_name})",
+            [_published(spec, spec.recovered_metric_name, {"stat": "Sum", "period": 60})],
+        ),
+        {"title": "Scaling alarms", "alarms": alarm_arns, "sortBy": "stateUpdatedTimestamp"},
+    ]
+    kinds = ["metric"] * 5 + ["alarm"]
+    return {
+        "start": "-PT6H",
+        "periodOverride": "inherit",
+        "widgets": [
+            _widget(i, kind, w) for i, (kind, w) in enumerate(zip(kinds, widgets, strict=True))
+        ],
+    }
+
+
+def dashboard_request_build(
+    *, spec: MetricSpec, options: PolicyOptions, region: str, group_arn: str
+) -> ApiRequest:
+    body = dashboard_body_build(spec=spec, options=options, region=region, group_arn=group_arn)
+    return ApiRequest(
+        "cloudwatch",
+        "PutDashboard",
+        {
+            "DashboardName": dashboard_name(options.asg_name),
+            "DashboardBody": json.dumps(body, separators=(",", ":")),
+        },
+    )
+
+
+def dashboard_delete_request_build(*, asg_name: str) -> ApiRequest:
+    return ApiRequest(
+        "cloudwatch", "DeleteDashboards", {"DashboardNames": [dashboard_name(asg_name)]}
+    )
