@@ -7,7 +7,7 @@ turns that part into one sentence and leaves the others standing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
@@ -16,6 +16,7 @@ from botocore.parsers import ResponseParserError
 from django.core.cache import cache
 from django.db import DatabaseError
 
+from scaling.audit.leases import Leases, leases_read
 from scaling.audit.serialise import (
     BacklogCounts,
     PublicationRow,
@@ -229,9 +230,20 @@ class ScalingStatus:
     policies: Part[list[Policy]]
     alarms: Part[list[Alarm]]
     aim: Part[Aim]
+    # Video work in progress by instance, and the last recoveries (video.selectors).
+    leases: Part[Leases] = field(default_factory=lambda: Part(error="not read"))
 
     def as_json(self) -> dict[str, Any]:
-        parts = ("database", "publications", "agreement", "group", "policies", "alarms", "aim")
+        parts = (
+            "database",
+            "publications",
+            "agreement",
+            "group",
+            "policies",
+            "alarms",
+            "aim",
+            "leases",
+        )
         return {
             "asg_name": self.asg_name,
             "region": self.region,
@@ -299,6 +311,7 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
     database = _part(_backlog_read, errors=(DatabaseError,))
     publications = _part(_publications_read, errors=(DatabaseError,))
     agreement = _agreement(database, publications)
+    leases = _part(leases_read, errors=(DatabaseError,))
     try:
         autoscaling = autoscaling_client(role="status")
         cloudwatch = cloudwatch_client(for_command=True, role="status")
@@ -306,7 +319,7 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
         # Every AWS part is down for the same reason; Any lets one Part stand for each.
         down: Part[Any] = Part(error=error_one_line(exc, limit=_ERROR_LIMIT))
         return ScalingStatus(
-            name, conf.region, database, publications, agreement, down, down, down, down
+            name, conf.region, database, publications, agreement, down, down, down, down, leases
         )
     group = _part(lambda: _group_read(autoscaling, name), errors=(*_AWS_ERRORS, LookupError))
     policies = _part(lambda: _policies_read(autoscaling, name), errors=_AWS_ERRORS)
@@ -316,7 +329,7 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
     alarms = _part(lambda: _alarms_read(cloudwatch, names), errors=_AWS_ERRORS)
     aim = _aim(database, publications, group, policies)
     return ScalingStatus(
-        name, conf.region, database, publications, agreement, group, policies, alarms, aim
+        name, conf.region, database, publications, agreement, group, policies, alarms, aim, leases
     )
 
 

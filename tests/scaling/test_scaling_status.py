@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.db import OperationalError
 
+from scaling.audit.report import _duration
 from scaling.audit.status import _alarm, aim_estimate
-from scaling.management.commands.scaling_status import _duration
 from scaling.policy.alarms import alarm_names
 from scaling.publishing.tick import backlog_tick
 from tests.factories import videos_create
@@ -61,6 +61,10 @@ def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:
         *(f"  {name}: OK" for name in alarm_names(ASG).values()),
         "Target tracking aims for about 3 instances (ceil(backlog 7 / target 3), within min 0 "
         "and max 10; backlog from the database now).",
+        # videos_create makes PROCESSING rows without a lease: recovery's next work.
+        "Videos being processed, by instance:",
+        "  (no lease): 2 (0 live, 2 expired)",
+        "Last recoveries: none.",
     ]
 
 
@@ -138,7 +142,7 @@ def test_status_with_the_database_down_says_so_per_part(
         "Last publications: unavailable (OperationalError: connection refused).",
         "Published versus database: not compared (needs the database).",
     ]
-    assert lines[-1] == (
+    assert lines[-3] == (
         "Target tracking aim: unknown (no backlog known: database down, nothing published)."
     )
 
@@ -154,7 +158,7 @@ def test_status_with_aws_down_says_so_per_part(
     lines = _status().splitlines()
 
     assert lines[1] == "Backlog in the database now: 0 (uploaded 0, processing 0)."
-    assert lines[-4:] == [
+    assert lines[-6:-2] == [
         f"Capacity: {down}",
         f"Policies: {down}",
         f"Alarms: {down}",
@@ -183,3 +187,46 @@ def test_aim_estimate(mode: str, backlog: int, in_service: int, expected: int) -
         max_size=10,
     )
     assert estimate.instances == expected
+
+
+def test_status_shows_videos_by_instance_and_the_last_recoveries(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.factories import video_leased
+    from video.services import videos_recover_expired
+
+    video_leased(instance_id="i-0aaaaaaaaaaaaaaa1", expires_in=60)
+    video_leased(instance_id="i-0aaaaaaaaaaaaaaa1", expires_in=60)
+    video_leased(instance_id="i-0bbbbbbbbbbbbbbb2", expires_in=60)
+    lost = video_leased(instance_id="i-0ccccccccccccccc3", expires_in=-5, attempts=3)
+    [recovery] = videos_recover_expired(max_attempts=3)
+
+    text = _status()
+    data = json.loads(_status("--json"))["leases"]
+
+    assert text.split("Videos being processed, by instance:\n", 1)[1].split("Last")[0] == (
+        "  i-0aaaaaaaaaaaaaaa1: 2 (2 with a live lease)\n"
+        "  i-0bbbbbbbbbbbbbbb2: 1 (1 with a live lease)\n"
+    )
+    assert (
+        f"  {recovery.recovered_at.isoformat()} video {lost.pk} -> FAILED after 3 attempts "
+        "(instance i-0ccccccccccccccc3)\n"
+    ) in text
+    assert [(i["instance_id"], i["processing"], i["live"]) for i in data["data"]["instances"]] == [
+        ("i-0aaaaaaaaaaaaaaa1", 2, 2),
+        ("i-0bbbbbbbbbbbbbbb2", 1, 1),
+    ]
+    assert data["data"]["recoveries"][0]["video_id"] == lost.pk
+
+
+def test_status_says_when_the_leases_cannot_be_read(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse() -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("scaling.audit.leases.videos_processing_by_instance", refuse)
+
+    assert "Videos being processed: unavailable (OperationalError: connection refused).\n" in (
+        _status()
+    )

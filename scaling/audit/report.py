@@ -1,0 +1,126 @@
+"""``scaling_status`` as text: one line a fact, a warning line for a part that is down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scaling.audit.status import ScalingStatus
+
+
+def _duration(seconds: int) -> str:
+    """42 s, 5 min, 2 h 5 min, 3 d 4 h."""
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{minutes} min"
+    if seconds < 86400:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
+
+
+def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
+    """The status as lines of text, each with whether it is a warning (a part down)."""
+    lines: list[tuple[str, bool]] = []
+
+    def out(line: str) -> None:
+        lines.append((line, False))
+
+    def down(label: str, error: str) -> None:
+        lines.append((f"{label}: unavailable ({error}).", True))
+
+    out(f"Group {s.asg_name} ({s.region})")
+    if (b := s.database.data) is not None:
+        oldest = b.oldest_waiting_seconds
+        waited = "" if oldest is None else f"; oldest waiting {oldest:.0f} s"
+        out(
+            f"Backlog in the database now: {b.total} "
+            f"(uploaded {b.uploaded}, processing {b.processing}{waited})."
+        )
+    else:
+        down("Backlog in the database", s.database.error)
+    if (publications := s.publications.data) is None:
+        down("Last publications", s.publications.error)
+    elif not publications:
+        out("Last publications: none yet.")
+    else:
+        out("Last publications:")
+        for p in publications:
+            value = "-" if p.value is None else p.value
+            out(f"  {p.slot_start} {p.status} {value} ({p.source or 'no source'})")
+    if (a := s.agreement.data) is not None:
+        verdict = "agrees with" if a.agrees else "differs from"
+        out(
+            f"Latest published value {a.published} (slot {a.slot_start}) {verdict} "
+            f"the database now ({a.database_now})."
+        )
+    else:
+        out(f"Published versus database: not compared ({s.agreement.error}).")
+    if (g := s.group.data) is not None:
+        metrics = ", ".join(g.enabled_metrics) or "none"
+        out(
+            f"Capacity: min {g.min}, max {g.max}, desired {g.desired}, "
+            f"in service {g.in_service}; group metrics: {metrics}."
+        )
+    else:
+        down("Capacity", s.group.error)
+    if (policies := s.policies.data) is None:
+        down("Policies", s.policies.error)
+    elif not policies:
+        out("Policies: none installed.")
+    else:
+        out("Policies:")
+        for policy in policies:
+            details = [policy.type or "?"]
+            if policy.mode:
+                details.append(f"{policy.mode}: {policy.tracks}, target {policy.target_value:g}")
+            if policy.warmup_seconds is not None:
+                details.append(f"warmup {policy.warmup_seconds} s")
+            out(f"  {policy.name}: {'; '.join(details)}")
+    if (alarms := s.alarms.data) is None:
+        down("Alarms", s.alarms.error)
+    elif not alarms:
+        out("Alarms: none.")
+    else:
+        out("Alarms:")
+        for alarm in alarms:
+            held = "" if alarm.for_seconds is None else f" for {_duration(alarm.for_seconds)}"
+            since = f" (since {alarm.since})" if alarm.since else ""
+            out(f"  {alarm.name}: {alarm.state}{held}{since}")
+    if (aim := s.aim.data) is not None:
+        out(
+            f"Target tracking aims for about {aim.instances} instances "
+            f"({aim.rule}; backlog from the {aim.basis})."
+        )
+    else:
+        out(f"Target tracking aim: unknown ({s.aim.error}).")
+    leases_lines(s, out, down)
+    return lines
+
+
+def leases_lines(
+    s: ScalingStatus, out: Callable[[str], None], down: Callable[[str, str], None]
+) -> None:
+    if (leases := s.leases.data) is None:
+        down("Videos being processed", s.leases.error)
+        return
+    if not leases.instances:
+        out("Videos being processed: none.")
+    else:
+        out("Videos being processed, by instance:")
+        for work in leases.instances:
+            held = (
+                f"{work.live} with a live lease"
+                if work.live == work.processing
+                else (f"{work.live} live, {work.processing - work.live} expired")
+            )
+            out(f"  {work.instance_id or '(no lease)'}: {work.processing} ({held})")
+    if not leases.recoveries:
+        out("Last recoveries: none.")
+        return
+    out("Last recoveries:")
+    for r in leases.recoveries:
+        out(
+            f"  {r.recovered_at} video {r.video_id} -> {r.status} after {r.attempts} "
+            f"attempt{'s' if r.attempts != 1 else ''} (instance {r.instance_id or 'unknown'})"
+        )
