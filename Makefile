@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run status test lint typecheck pytest soak bench bench-query clean
+.PHONY: run status test lint typecheck pytest soak bench bench-query bench-leases clean
 
 RUN_STAMP := $(VENV)/.installed-run
 
@@ -49,10 +49,17 @@ BENCH_ROWS ?= 1000000
 bench-query: $(STAMP)
 	$(BIN)/python -m bench.backlog_query --rows $(BENCH_ROWS)
 
+# Video leases at 1M videos (academy_bench_leases): a renewal's cost, the recovery
+# queries with and without their partial index, and how many renewing workers one
+# gunicorn sync worker serves (about a minute and a half). Not part of `make test`.
+bench-leases: $(STAMP)
+	$(BIN)/python -m bench.leases
+
 # Every benchmark, one table (bench/run_all.py): the backlog query at 10k/1M/10M videos
-# with and without the index, one tick in-app versus the old HTTP path, and the Celery
-# worker's memory and CPU over 100 ticks. PostgreSQL and Redis (db 12) on loopback;
-# about 5 minutes, most of it the 10M-row fill. Not part of `make test`.
+# with and without the index, one tick in-app versus the old HTTP path, the Celery
+# worker's memory and CPU over 100 ticks, and video leases (bench/leases.py).
+# PostgreSQL and Redis (db 12) on loopback; about 6 minutes, most of it the 10M-row
+# fill and the lease load. Not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 

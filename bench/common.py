@@ -144,3 +144,19 @@ def percentile(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_ms(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far, from ``/proc`` (10 ms steps)."""
+    # Fields after the ")" of the command name: utime and stime are fields 14 and 15.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / CLOCK_TICKS
+
+
+def proc_children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (e.g. a pre-forking server's workers)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []

@@ -6,13 +6,16 @@
 2. One tick in-app versus the old HTTP path (``bench.tick_vs_http``).
 3. The Celery worker's resident memory and CPU time per tick over 100 ticks
    (``bench.worker_ticks``).
+4. Video leases at 1 million videos with 1,000 live leases (``bench.leases``):
+   a renewal's cost, the recovery queries with and without their partial
+   index, and how many renewing workers one gunicorn sync worker serves.
 
 Each part runs in a process of its own (each sets Django up against a database
 of its own), all on loopback, PostgreSQL from ``BENCH_DATABASE_URL`` (default
 postgres://postgres@127.0.0.1:5432/postgres) and Redis db 12. Progress goes to
 stderr, the table to stdout. Not a test: ``make test`` never runs it.
 
-    python -m bench.run_all [--rows 10000,1000000,10000000] [--ticks 100]
+    python -m bench.run_all [--rows 10000,1000000,10000000] [--ticks 100] [--lease-rows 1000000]
 """
 
 from __future__ import annotations
@@ -79,7 +82,12 @@ def _part_json(argv: list[str], *, server_url: str, timeout: float) -> Any:
 
 
 def table_lines(
-    query: list[dict[str, Any]], tick: dict[str, Any], worker: dict[str, Any], *, runs: int
+    query: list[dict[str, Any]],
+    tick: dict[str, Any],
+    worker: dict[str, Any],
+    *,
+    runs: int,
+    leases: dict[str, Any] | None = None,
 ) -> list[str]:
     lines = [
         "| part | case | figure | note |",
@@ -91,8 +99,7 @@ def table_lines(
             f"{r['rows']:,} videos, {r['waiting']:,} waiting, "
             f"{'index' if r['indexed'] else 'index dropped'}"
         )
-        scans = r["plans"][0] if r["plans"][0] == r["plans"][1] else " / ".join(r["plans"])
-        note = scans
+        note = r["plan"]
         if not r["indexed"] and r["rows"] in indexed_ms:
             ratio = r["median_ms"] / indexed_ms[r["rows"]]
             note += f"; {ratio:,.{1 if ratio < 10 else 0}f}x the indexed median"
@@ -127,6 +134,39 @@ def table_lines(
         f"| {label} | tick duration | median {worker['tick_median_ms']:.2f} ms "
         f"| the task's own duration_ms; send to audit row {worker['wall_median_ms']:.2f} ms |"
     )
+    if leases is not None:
+        lines += lease_lines(leases)
+    return lines
+
+
+def lease_lines(data: dict[str, Any]) -> list[str]:
+    """Part 4's rows (``bench.leases --json``)."""
+    where = f"{data['rows']:,} videos, {data['live']:,} live leases"
+    renew, api = data["renew"], data["api"]
+    lines = [
+        f"| leases | renew in-process ({renew['runs']} runs), {where} "
+        f"| median {renew['median_ms']:.3f} ms, p95 {renew['p95_ms']:.3f} ms "
+        f"| UPDATE: {renew['scan']}; {renew['queries']} queries (UPDATE, read-back) |"
+    ]
+    for r in data["recovery"]:
+        dropped = ", ".join(r["dropped"]) or "none"
+        lines.append(
+            f"| leases | recovery query '{r['query']}' ({r['found']} rows), indexes dropped: "
+            f"{dropped} | median {r['median_ms']:.3f} ms, p95 {r['p95_ms']:.3f} ms "
+            f"| {r['scan']}; {r['shared_hit'] + r['shared_read']} buffers |"
+        )
+    for p in api["phases"]:
+        load = "closed loop" if p["rate"] is None else f"steady {p['rate']}/s"
+        lines.append(
+            f"| leases | worker API renew, 1 gunicorn sync worker, {load}, {p['threads']} "
+            f"threads | {p['requests_per_s']} req/s, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms "
+            f"| {p['worker_cpu_ms_per_request']} ms worker CPU per request; no keep-alive |"
+        )
+    lines.append(
+        f"| leases | renewing workers one gunicorn sync worker serves "
+        f"| {api['workers_served']:,} | capacity x {api['renew_period_s']} s renew period "
+        f"({api['workers_at_capacity']:,}) / safety factor {api['safety_factor']} |"
+    )
     return lines
 
 
@@ -139,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=50, help="backlog query runs per case")
     parser.add_argument("--tick-runs", type=int, default=50, help="in-app / HTTP tick pairs")
     parser.add_argument("--ticks", type=int, default=100, help="ticks sent to the worker")
+    parser.add_argument("--lease-rows", type=int, default=1_000_000, help="videos for part 4")
     parser.add_argument(
         "--server-url",
         default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_SERVER_URL),
@@ -158,27 +199,33 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     rows = ",".join(str(r) for r in args.rows)
-    _progress(f"1/3 backlog query at {rows} videos ...")
+    _progress(f"1/4 backlog query at {rows} videos ...")
     query = _part_json(
         ["bench.run_all", "--query-only", "--rows", rows, "--waiting", str(args.waiting),
          "--runs", str(args.runs), "--server-url", args.server_url],
         server_url=args.server_url,
         timeout=1500,
     )  # fmt: skip
-    _progress("2/3 one tick in-app versus the old HTTP path ...")
+    _progress("2/4 one tick in-app versus the old HTTP path ...")
     tick = _part_json(
         ["bench.tick_vs_http", "--json", "--runs", str(args.tick_runs)],
         server_url=args.server_url,
         timeout=600,
     )
-    _progress(f"3/3 the worker over {args.ticks} ticks ...")
+    _progress(f"3/4 the worker over {args.ticks} ticks ...")
     worker = _part_json(
         ["bench.worker_ticks", "--json", "--ticks", str(args.ticks)],
         server_url=args.server_url,
         timeout=600,
     )
+    _progress(f"4/4 video leases at {args.lease_rows:,} videos ...")
+    leases = _part_json(
+        ["bench.leases", "--json", "--rows", str(args.lease_rows)],
+        server_url=args.server_url,
+        timeout=900,
+    )
     _progress(f"done in {time.monotonic() - started:.0f} s")
-    print("\n".join(table_lines(query, tick, worker, runs=args.runs)))
+    print("\n".join(table_lines(query, tick, worker, runs=args.runs, leases=leases)))
     return 0
 
 

@@ -36,14 +36,13 @@ import psycopg
 import redis
 from celery import Celery
 
-from bench.common import BASE_DIR, bench_stack, fill_args_parse
+from bench.common import BASE_DIR, bench_stack, fill_args_parse, proc_children, proc_cpu_ms
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 BENCH_DB = "academy_bench_worker"
 TASK_NAME = "scaling.tasks.publish_backlog_metric"
 CLAIM_PATTERN = "academy:scaling:slot:*"
 TICK_TIMEOUT_SECONDS = 30.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -68,17 +67,6 @@ def _proc_rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def _proc_cpu_ms(pid: int) -> float:
-    # Fields after the ")" of the command name: utime and stime are fields 14 and 15.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / CLOCK_TICKS
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
 def _published_rows(conn: psycopg.Connection[Any]) -> list[tuple[str, float]]:
     return [
         (str(status), float(duration))
@@ -98,7 +86,7 @@ def _child_wait(worker: subprocess.Popen[bytes], *, timeout: float) -> int:
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             raise SystemExit(f"error: the celery worker exited with {worker.returncode}")
-        children = _children(worker.pid)
+        children = proc_children(worker.pid)
         if children:
             return children[0]
         time.sleep(0.2)
@@ -150,7 +138,7 @@ def worker_ticks_measure(*, ticks: int, rows: int, waiting: int) -> WorkerFigure
                 # One connection, polled every 20 ms: the poll itself stays off the figures.
                 audit = psycopg.connect(env["DATABASE_URL"], autocommit=True, connect_timeout=5)
                 rss: list[int] = []
-                cpu: list[float] = [_proc_cpu_ms(child)]
+                cpu: list[float] = [proc_cpu_ms(child)]
                 walls: list[float] = []
                 for i in range(ticks):
                     claims = list(store.scan_iter(match=CLAIM_PATTERN, count=1000))
@@ -165,10 +153,10 @@ def worker_ticks_measure(*, ticks: int, rows: int, waiting: int) -> WorkerFigure
                             raise SystemExit(f"error: tick {i + 1} left no audit row:\n{log}")
                         time.sleep(0.02)
                     walls.append((time.perf_counter() - sent) * 1000)
-                    if _children(worker.pid) != [child]:
+                    if proc_children(worker.pid) != [child]:
                         raise SystemExit("error: the pool child was replaced during the run")
                     rss.append(_proc_rss_kib(child))
-                    cpu.append(_proc_cpu_ms(child))
+                    cpu.append(proc_cpu_ms(child))
                 sender.close()
                 records = _published_rows(audit)
                 audit.close()
