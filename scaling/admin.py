@@ -1,4 +1,4 @@
-"""The audit trail in the admin: read-only, with a chart of the last day above it."""
+"""The audit trail in the admin: read-only, with the fleet and a chart of the last day above it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from scaling.audit.charts import ChartSlot, publication_chart_svg
+from scaling.audit.fleet import Fleet, fleet_page_get
 from scaling.audit.status import InstalledPolicy, installed_policy_get
 from scaling.models import MetricPublication
 from scaling.selectors import publications_recent
@@ -108,10 +109,14 @@ class MetricPublicationAdmin(admin.ModelAdmin[MetricPublication]):
                 )
         else:
             policy_line = policy
+        fleet = fleet_page_get()
         context = {
             **(extra_context or {}),
             "publication_chart": chart,
             "policy_line": policy_line,
+            # The group's instances (a short AWS read, cached) with their videos; or why not.
+            "fleet": fleet if isinstance(fleet, Fleet) else None,
+            "fleet_error": fleet if isinstance(fleet, str) else "",
         }
         return super().changelist_view(request, extra_context=context)
 

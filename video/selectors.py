@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+)
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -58,29 +67,6 @@ def video_backlog_get() -> Backlog:
         # The oldest *waiting* video: a PROCESSING one is not waiting for a worker.
         oldest_uploaded_at=uploaded["oldest"] if uploaded else None,
         measured_at=timezone.now(),
-    )
-
-
-# The backlog as the two queries the selector ran before ``backlog_summary_qs``;
-# kept only for bench/backlog_query.py, which EXPLAINs them (not used by the app).
-
-
-def backlog_counts_qs() -> QuerySet[Any, Any]:
-    """Rows ``{"status": ..., "n": ...}`` for the backlog statuses (bench only)."""
-    return (
-        Video.objects.filter(status__in=BACKLOG_STATUSES)
-        .order_by()
-        .values("status")
-        .annotate(n=Count("*"))
-    )
-
-
-def oldest_uploaded_qs() -> QuerySet[Video, datetime]:
-    """At most one value: the earliest ``status_changed_at`` of an UPLOADED video (bench only)."""
-    return (
-        Video.objects.filter(status=VideoStatus.UPLOADED)
-        .order_by("status_changed_at")
-        .values_list("status_changed_at", flat=True)[:1]
     )
 
 
@@ -171,3 +157,31 @@ def video_recoveries_recent(limit: int = 20) -> list[Recovery]:
         "video_id", "status", "attempts", "instance_id", "worker_id", "recovered_at"
     )[:limit]
     return [Recovery(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class VideoInProgress:
+    """One PROCESSING video: the instance that holds its lease and how long it has run."""
+
+    video_id: int
+    instance_id: str  # "" when no lease names one
+    seconds: int | None  # since processing started, on the database's clock (None: unknown)
+
+
+def videos_in_progress(*, limit: int = 500) -> list[VideoInProgress]:
+    """PROCESSING videos by instance, the longest running first (one query)."""
+    running = ExpressionWrapper(Now() - F("processing_started_at"), output_field=DurationField())
+    rows = (
+        Video.objects.filter(status=VideoStatus.PROCESSING)
+        .annotate(running=running)
+        .order_by("lease_instance_id", "processing_started_at", "pk")
+        .values_list("pk", "lease_instance_id", "running")[:limit]
+    )
+    return [
+        VideoInProgress(
+            video_id=pk,
+            instance_id=instance_id,
+            seconds=None if running is None else max(0, int(running.total_seconds())),
+        )
+        for pk, instance_id, running in rows
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from scaling.audit.fleet import Work
 from scaling.audit.status import ScalingStatus
 
 
@@ -95,6 +96,7 @@ def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
     else:
         out(f"Target tracking aim: unknown ({s.aim.error}).")
     leases_lines(s, out, down)
+    fleet_lines(s, out, down)
     return lines
 
 
@@ -123,4 +125,44 @@ def leases_lines(
         out(
             f"  {r.recovered_at} video {r.video_id} -> {r.status} after {r.attempts} "
             f"attempt{'s' if r.attempts != 1 else ''} (instance {r.instance_id or 'unknown'})"
+        )
+
+
+def _work(videos: list[Work]) -> str:
+    if not videos:
+        return "idle"
+    shown = [
+        f"video {w.video_id}" + ("" if w.seconds is None else f" for {_duration(w.seconds)}")
+        for w in videos
+    ]
+    return ", ".join(shown)
+
+
+def fleet_lines(
+    s: ScalingStatus, out: Callable[[str], None], down: Callable[[str, str], None]
+) -> None:
+    """Each instance of the group: lifecycle state, protection, its video; then the hook."""
+    if (fleet := s.fleet.data) is None:
+        down("Fleet", s.fleet.error)
+    elif not fleet.instances:
+        out("Fleet: no instances.")
+    else:
+        out(
+            f"Fleet: {fleet.in_group} in the group, {fleet.busy} busy, "
+            f"{fleet.protected} protected from scale-in:"
+        )
+        for i in fleet.instances:
+            shield = {None: "", True: ", protected", False: ", not protected"}[i.protected]
+            work = "videos unknown" if fleet.work_error else _work(i.videos)
+            out(f"  {i.instance_id or '(no lease)'} {i.state}{shield}: {work}")
+        if fleet.work_error:
+            down("Videos by instance", fleet.work_error)
+    if (hook := s.lifecycle_hook.data) is None:
+        down("Lifecycle hook", s.lifecycle_hook.error)
+    elif not hook.installed:
+        out(f"Lifecycle hook {hook.name}: not installed (install_scaling_policy installs it).")
+    else:
+        out(
+            f"Lifecycle hook {hook.name}: {hook.transition}, heartbeat timeout "
+            f"{hook.heartbeat_timeout} s, then {hook.default_result}."
         )

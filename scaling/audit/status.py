@@ -7,7 +7,7 @@ turns that part into one sentence and leaves the others standing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
@@ -16,6 +16,7 @@ from botocore.parsers import ResponseParserError
 from django.core.cache import cache
 from django.db import DatabaseError
 
+from scaling.audit.fleet import DrainHook, Fleet, drain_hook_read, fleet_of, fleet_work_read
 from scaling.audit.leases import Leases, leases_read
 from scaling.audit.serialise import (
     BacklogCounts,
@@ -123,7 +124,7 @@ def _publications_read() -> list[PublicationRow]:
     return [publication_row(row) for row in publications_recent(limit=RECENT_PUBLICATIONS)]
 
 
-def _group_read(autoscaling: Any, asg_name: str) -> Group:
+def _group_describe(autoscaling: Any, asg_name: str) -> dict[str, Any]:
     groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])[
         "AutoScalingGroups"
     ]
@@ -131,7 +132,10 @@ def _group_read(autoscaling: Any, asg_name: str) -> Group:
         raise LookupError(
             f"group {asg_name!r} does not exist in region {scaling_settings().region}"
         )
-    group = groups[0]
+    return dict(groups[0])
+
+
+def _group_of(group: dict[str, Any]) -> Group:
     return Group(
         min=group["MinSize"],
         max=group["MaxSize"],
@@ -141,6 +145,10 @@ def _group_read(autoscaling: Any, asg_name: str) -> Group:
         ),
         enabled_metrics=sorted(m["Metric"] for m in group.get("EnabledMetrics", [])),
     )
+
+
+def _group_read(autoscaling: Any, asg_name: str) -> Group:
+    return _group_of(_group_describe(autoscaling, asg_name))
 
 
 def _policies_read(autoscaling: Any, asg_name: str) -> list[Policy]:
@@ -232,18 +240,13 @@ class ScalingStatus:
     aim: Part[Aim]
     # Video work in progress by instance, and the last recoveries (video.selectors).
     leases: Part[Leases] = field(default_factory=lambda: Part(error="not read"))
+    # Each instance: lifecycle state, protection, its video (scaling.audit.fleet); the hook.
+    fleet: Part[Fleet] = field(default_factory=lambda: Part(error="not read"))
+    lifecycle_hook: Part[DrainHook] = field(default_factory=lambda: Part(error="not read"))
 
     def as_json(self) -> dict[str, Any]:
-        parts = (
-            "database",
-            "publications",
-            "agreement",
-            "group",
-            "policies",
-            "alarms",
-            "aim",
-            "leases",
-        )
+        # Every field after the name and the region is a Part.
+        parts = [f.name for f in fields(self)][2:]
         return {
             "asg_name": self.asg_name,
             "region": self.region,
@@ -312,6 +315,7 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
     publications = _part(_publications_read, errors=(DatabaseError,))
     agreement = _agreement(database, publications)
     leases = _part(leases_read, errors=(DatabaseError,))
+    work = _part(fleet_work_read, errors=(DatabaseError,))
     try:
         autoscaling = autoscaling_client(role="status")
         cloudwatch = cloudwatch_client(for_command=True, role="status")
@@ -319,9 +323,20 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
         # Every AWS part is down for the same reason; Any lets one Part stand for each.
         down: Part[Any] = Part(error=error_one_line(exc, limit=_ERROR_LIMIT))
         return ScalingStatus(
-            name, conf.region, database, publications, agreement, down, down, down, down, leases
-        )
-    group = _part(lambda: _group_read(autoscaling, name), errors=(*_AWS_ERRORS, LookupError))
+            name, conf.region, database, publications, agreement, down, down, down, down, leases,
+            down, down,
+        )  # fmt: skip
+    # One DescribeAutoScalingGroups: the capacity and the fleet.
+    described = _part(
+        lambda: _group_describe(autoscaling, name), errors=(*_AWS_ERRORS, LookupError)
+    )
+    group: Part[Group] = Part(error=described.error)
+    fleet: Part[Fleet] = Part(error=described.error)
+    if described.data is not None:
+        group = Part(data=_group_of(described.data))
+        instances = described.data.get("Instances", [])
+        fleet = Part(data=fleet_of(instances, work.data, "" if work.ok else work.error))
+    hook = _part(lambda: drain_hook_read(autoscaling, name), errors=_AWS_ERRORS)
     policies = _part(lambda: _policies_read(autoscaling, name), errors=_AWS_ERRORS)
     names = [wake_alarm_name(name), *alarm_names(name).values()]
     if policies.data is not None:
@@ -329,8 +344,9 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
     alarms = _part(lambda: _alarms_read(cloudwatch, names), errors=_AWS_ERRORS)
     aim = _aim(database, publications, group, policies)
     return ScalingStatus(
-        name, conf.region, database, publications, agreement, group, policies, alarms, aim, leases
-    )
+        name, conf.region, database, publications, agreement, group, policies, alarms, aim, leases,
+        fleet, hook,
+    )  # fmt: skip
 
 
 def _agreement(

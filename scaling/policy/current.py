@@ -17,6 +17,7 @@ from scaling.aws import aws_credentials_present
 from scaling.errors import error_text
 from scaling.policy.alarms import alarm_names
 from scaling.policy.dashboard import dashboard_name
+from scaling.policy.hook import hook_describe, hook_installed
 from scaling.policy.options import PolicyError
 from scaling.policy.requests import (
     GROUP_METRICS,
@@ -42,6 +43,8 @@ class Current:
     alarm: dict[str, Any] | None
     alarms: dict[str, dict[str, Any]]  # the five, by name (scaling.policy.alarms)
     dashboard: dict[str, Any] | None  # its body, parsed
+    # The termination lifecycle hook, cut to the fields the command sets (None: absent).
+    hook: dict[str, Any] | None = None
 
 
 def _dashboard_read(cloudwatch: Any, name: str) -> dict[str, Any] | None:
@@ -91,7 +94,15 @@ def current_read(*, asg_name: str, region: str, autoscaling: Any, cloudwatch: An
         alarm=alarms.pop(wake_name, None),
         alarms=alarms,
         dashboard=_dashboard_read(cloudwatch, dashboard_name(asg_name)),
+        hook=_hook_read(autoscaling, asg_name),
     )
+
+
+def _hook_read(autoscaling: Any, asg_name: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = aws_call(
+        "DescribeLifecycleHooks", lambda: hook_describe(autoscaling, asg_name)
+    )
+    return None if found is None else hook_installed(found)
 
 
 def metrics_enabled(group: Mapping[str, Any]) -> set[str]:

@@ -11,7 +11,9 @@ What this module installs on the group, and nothing else:
   videos wait and no instance is in service (target tracking cannot divide by
   zero instances, so a group whose MinSize is 0 would otherwise never wake);
 - five alarms that say when scaling breaks (``scaling.policy.alarms``) and a
-  dashboard of the group's scaling (``scaling.policy.dashboard``).
+  dashboard of the group's scaling (``scaling.policy.dashboard``);
+- a termination lifecycle hook that lets a busy instance finish its video
+  before it is terminated (``scaling.policy.hook``).
 
 The requests are built in ``scaling.policy.requests``, the options checked in
 ``scaling.policy.options`` and the comparison made in ``scaling.policy.diff``.
@@ -45,6 +47,7 @@ from scaling.policy.dashboard import (
     dashboard_request_build,
 )
 from scaling.policy.diff import FieldChange, config_diff
+from scaling.policy.hook import hook_delete_request_build, hook_request_build
 from scaling.policy.options import TOTAL_MODE_WARNING, PolicyError, PolicyOptions
 from scaling.policy.requests import (
     GROUP_METRICS,
@@ -71,7 +74,7 @@ METRICS_ITEM_NAME = f"{', '.join(GROUP_METRICS)} ({METRICS_GRANULARITY})"
 @dataclass
 class ItemResult:
     # metrics-collection | target-tracking-policy | wake-policy | wake-alarm | <kind>-alarm
-    # (scaling.policy.alarms.ALARM_KINDS) | dashboard
+    # (scaling.policy.alarms.ALARM_KINDS) | dashboard | lifecycle-hook
     kind: str
     name: str
     action: Action
@@ -117,6 +120,7 @@ class PolicyRun:
                 warmup_seconds=self.options.warmup_seconds,
                 alarm_wait_seconds=self.options.alarm_wait_seconds,
                 alarm_topic=self.options.alarm_topic,
+                drain_timeout_seconds=self.options.drain_timeout_seconds,
             )
         return data
 
@@ -221,6 +225,15 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
     if item.action != "unchanged":
         perform(dashboard)
     run.items.append(item)
+
+    # 6. The termination lifecycle hook: a busy instance drains before it goes.
+    hook = hook_request_build(
+        asg_name=options.asg_name, drain_timeout_seconds=options.drain_timeout_seconds
+    )
+    item = _item_for("lifecycle-hook", hook.params["LifecycleHookName"], hook, current.hook)
+    if item.action != "unchanged":
+        perform(hook)
+    run.items.append(item)
     return run
 
 
@@ -292,6 +305,11 @@ def policy_uninstall(*, asg_name: str, dry_run: bool) -> PolicyRun:
             continue
         perform(policy_delete_request_build(asg_name=asg_name, policy_name=name))
         run.items.append(ItemResult(kind, name, "removed"))
+    hook = hook_delete_request_build(asg_name=asg_name)
+    if current.hook is not None:
+        perform(hook)
+    gone = "absent" if current.hook is None else "removed"
+    run.items.append(ItemResult("lifecycle-hook", hook.params["LifecycleHookName"], gone))
 
     tagged = metrics_tagged(current.group)
     note = outside_note(current.group, "not enabled by this command")

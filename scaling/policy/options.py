@@ -15,6 +15,7 @@ from scaling.conf import scaling_settings
 
 # MODES and Mode are the aim's; the installer and the simulator take them from here.
 from scaling.policy.aim import MODES, Mode
+from video.conf import DEFAULT_LEASE_SECONDS, lease_seconds
 
 DEFAULT_TARGET_VALUE = 3.0  # the old policy's number; per instance in per-instance mode
 DEFAULT_WARMUP_SECONDS = 60  # the old "scale out after about 60 s"
@@ -26,6 +27,10 @@ DEFAULT_ALARM_WAIT_SECONDS = 600.0
 _SNS_TOPIC_ARN = re.compile(
     r"arn:aws(?:-[a-z]+)*:sns:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}"
 )
+# The termination lifecycle hook's HeartbeatTimeout (--drain-timeout): PutLifecycleHook
+# takes 30..7200 s; the default is two leases within those bounds (scaling.policy.hook).
+DRAIN_TIMEOUT_RANGE = (30, 7200)
+DRAIN_TIMEOUT_LEASES = 2
 
 TOTAL_MODE_WARNING = (
     "Warning: --mode total tracks the raw backlog, which does not fall as instances are "
@@ -59,6 +64,8 @@ class PolicyOptions:
     # "waiting too long", and the SNS topic told of every alarm (None: no action).
     alarm_wait_seconds: float = DEFAULT_ALARM_WAIT_SECONDS
     alarm_topic: str | None = None
+    # The termination lifecycle hook's HeartbeatTimeout (drain_timeout_default()).
+    drain_timeout_seconds: int = DRAIN_TIMEOUT_LEASES * DEFAULT_LEASE_SECONDS
 
 
 def _number(flag: str, raw: str) -> float:
@@ -90,6 +97,25 @@ def alarm_topic_parse(raw: str | None) -> str | None:
     return raw
 
 
+def drain_timeout_default() -> int:
+    """Two leases (VIDEO_LEASE_SECONDS), within the 30..7200 s AWS allows."""
+    low, high = DRAIN_TIMEOUT_RANGE
+    return min(high, max(low, DRAIN_TIMEOUT_LEASES * lease_seconds()))
+
+
+def drain_timeout_parse(raw: str | None) -> int:
+    """--drain-timeout in seconds (the default without it); PolicyError names what is wrong."""
+    if raw is None:
+        return drain_timeout_default()
+    low, high = DRAIN_TIMEOUT_RANGE
+    if not re.fullmatch(r"\s*\d{1,9}\s*", raw) or not low <= int(raw) <= high:
+        raise PolicyError(
+            f"--drain-timeout must be a whole number of seconds from {low} to {high}, "
+            f"got {raw[:100]!r}."
+        )
+    return int(raw)
+
+
 def _mode_parse(raw: str | None) -> Mode:
     chosen = raw or "per-instance"
     for mode in MODES:
@@ -108,6 +134,7 @@ def policy_options_parse(
     warmup: str | None,
     alarm_wait: str | None = None,
     alarm_topic: str | None = None,
+    drain_timeout: str | None = None,
 ) -> PolicyOptions:
     """Turn the command's raw flags into options, or raise PolicyError with one sentence."""
     name = asg_name_parse(asg_name)
@@ -173,6 +200,7 @@ def policy_options_parse(
         target_derivation=derivation,
         alarm_wait_seconds=wait_seconds,
         alarm_topic=alarm_topic_parse(alarm_topic),
+        drain_timeout_seconds=drain_timeout_parse(drain_timeout),
     )
 
 

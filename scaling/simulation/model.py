@@ -10,7 +10,9 @@ page it comes from or the word "assumption", is listed in ``docs/simulator.md``.
 
 The simulation functions are pure: they take a ``Workload`` whose randomness was
 spent while it was built (``scaling.simulation.workloads``), so every policy
-compared on one workload sees the very same videos. The simulator follows the
+compared on one workload sees the very same videos (only the termination choice
+without protection draws from a ``random.Random`` of its own, seeded by
+``simulate``'s ``seed``: ``scaling.simulation.termination``). The simulator follows the
 policy's rules (``scaling.policy.aim`` and ``scaling.policy.options``); the
 policy never imports the simulator.
 """
@@ -20,9 +22,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+import random
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -33,6 +36,8 @@ from scaling.policy.options import (
     MODES,
     target_from_wait,
 )
+from scaling.simulation.result import SimResult, Tick
+from scaling.simulation.termination import termination_pick
 
 # One class for a bad input, whether the simulator or the aim it follows finds it.
 SimulationError = AimError
@@ -46,17 +51,6 @@ SCALE_IN_RATIO = 0.9
 
 # A run that has not drained this long after the last upload is reported as not drained.
 DRAIN_LIMIT_SECONDS = DAY_SECONDS
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of already sorted values; 0 for none."""
-    if not values:
-        return 0.0
-    rank = max(1, math.ceil(q / 100 * len(values)))
-    return float(values[rank - 1])
 
 
 # --------------------------------------------------------------------------- workload
@@ -96,6 +90,8 @@ class SimPolicy:
     scale_in_datapoints: int = SCALE_IN_DATAPOINTS
     scale_in_ratio: float = SCALE_IN_RATIO
     wake_datapoints: int = 1
+    # Scale-in protection of busy instances (scaling.simulation.termination).
+    protection: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -125,7 +121,7 @@ class SimPolicy:
 class _Instance:
     launched_at: float
     ready_at: float  # InService and taking videos
-    busy_until: float = 0.0
+    busy_until: float = -math.inf  # until its first video, it has never been busy
     job: int | None = None
     job_started: float = 0.0
     terminated_at: float | None = None
@@ -134,74 +130,21 @@ class _Instance:
         return max(self.ready_at, self.busy_until)
 
 
-@dataclass(frozen=True)
-class Tick:
-    seconds: float
-    backlog: int
-    metric: float | None
-    desired: int
-    in_service: int
+def simulate(
+    *, workload: Workload, policy: SimPolicy, period_seconds: int, seed: int = 0
+) -> SimResult:
+    """Replay the workload against the policy, one metric period per step.
 
-
-@dataclass
-class SimResult:
-    policy: SimPolicy
-    period_seconds: int
-    waits: list[float]
-    peak_instances: int
-    instance_seconds: float
-    scaling_actions: int
-    drained: bool
-    simulated_seconds: float
-    timeline: list[Tick] = field(repr=False)
-
-    @property
-    def p50_wait(self) -> float:
-        return percentile(self.waits, 50)
-
-    @property
-    def p95_wait(self) -> float:
-        return percentile(self.waits, 95)
-
-    @property
-    def max_wait(self) -> float:
-        return self.waits[-1] if self.waits else 0.0
-
-    @property
-    def instance_hours(self) -> float:
-        return self.instance_seconds / 3600
-
-    def as_json(self) -> dict[str, Any]:
-        p = self.policy
-        return {
-            "mode": p.mode,
-            "target": p.target,
-            "warmup_seconds": p.warmup_seconds,
-            "min_size": p.min_size,
-            "max_size": p.max_size,
-            "boot_seconds": p.boot_seconds,
-            "period_seconds": self.period_seconds,
-            "videos": len(self.waits),
-            "p50_wait_seconds": round(self.p50_wait, 3),
-            "p95_wait_seconds": round(self.p95_wait, 3),
-            "max_wait_seconds": round(self.max_wait, 3),
-            "peak_instances": self.peak_instances,
-            "instance_hours": round(self.instance_hours, 4),
-            "scaling_actions": self.scaling_actions,
-            "drained": self.drained,
-            "simulated_seconds": self.simulated_seconds,
-        }
-
-
-def simulate(*, workload: Workload, policy: SimPolicy, period_seconds: int) -> SimResult:
-    """Replay the workload against the policy, one metric period per step."""
+    ``seed`` drives only the termination choice without protection.
+    """
     if period_seconds <= 0:
         raise SimulationError(f"the period must be above 0 seconds, got {period_seconds}")
-    return _Run(workload=workload, policy=policy, period=period_seconds).run()
+    run = _Run(workload=workload, policy=policy, period=period_seconds, seed=seed)
+    return run.run()
 
 
 class _Run:
-    def __init__(self, *, workload: Workload, policy: SimPolicy, period: int) -> None:
+    def __init__(self, *, workload: Workload, policy: SimPolicy, period: int, seed: int) -> None:
         self.arrivals = workload.arrivals
         self.processing = workload.processing
         self.policy = policy
@@ -219,6 +162,9 @@ class _Run:
             _Instance(launched_at=0.0, ready_at=settled) for _ in range(policy.min_size)
         ]
         self.desired = policy.min_size
+        self.rng = random.Random(seed)
+        self.rework = 0.0
+        self.restarted = 0
 
     def live(self) -> list[_Instance]:
         return [i for i in self.instances if i.terminated_at is None]
@@ -271,6 +217,7 @@ class _Run:
             if wanted != self.desired:
                 actions += 1
                 self.resize(wanted, now=now)
+            self.terminate_surplus(now=now)
             peak = max(peak, len(self.live()))
             timeline.append(
                 Tick(
@@ -312,6 +259,8 @@ class _Run:
             drained=drained,
             simulated_seconds=end,
             timeline=timeline,
+            rework_seconds=self.rework,
+            restarted=self.restarted,
         )
 
     def proportional(self, *, backlog: int, basis: int, in_service: int) -> int:
@@ -331,22 +280,23 @@ class _Run:
             self.instances.append(
                 _Instance(launched_at=now, ready_at=now + self.policy.boot_seconds)
             )
-        surplus = len(live) - wanted
-        if surplus <= 0:
-            return
 
-        # Instances not yet serving go first, then idle ones, then the busy ones
-        # with the least work done; the video of a busy one goes back to the queue.
-        def cost(inst: _Instance) -> tuple[int, float]:
-            if inst.ready_at > now:
-                return (0, -inst.launched_at)
-            if inst.busy_until <= now:
-                return (1, -inst.launched_at)
-            return (2, now - inst.job_started)
-
-        for inst in sorted(live, key=cost)[:surplus]:
+    def terminate_surplus(self, *, now: float) -> None:
+        """Terminate what the desired capacity no longer covers, as protection allows."""
+        live = self.live()
+        for inst in termination_pick(
+            live,
+            surplus=len(live) - self.desired,
+            now=now,
+            protection=self.policy.protection,
+            grace=self.period,
+            rng=self.rng,
+        ):
             inst.terminated_at = now
             if inst.job is not None and inst.busy_until > now:
+                # Its video goes back to the head of the queue and starts over.
+                self.rework += now - inst.job_started
+                self.restarted += 1
                 self.finish_at[inst.job] = None
                 self.start_at[inst.job] = None
                 self.requeued.append((inst.job, now))

@@ -6,7 +6,8 @@ import math
 import shlex
 from pathlib import Path
 
-from scaling.simulation.model import SimResult, SimulationError, Workload
+from scaling.simulation.model import SimulationError, Workload
+from scaling.simulation.result import SimResult
 
 TABLE_HEADER = (
     "policy",
@@ -15,6 +16,8 @@ TABLE_HEADER = (
     "max wait",
     "peak",
     "inst-hours",
+    "rework h",
+    "restarts",
     "actions",
 )
 
@@ -39,6 +42,8 @@ def table(results: list[SimResult]) -> str:
             _duration(r.max_wait),
             str(r.peak_instances),
             f"{r.instance_hours:.2f}",
+            f"{r.rework_hours:.2f}",
+            str(r.restarted),
             str(r.scaling_actions),
         )
         for r in results

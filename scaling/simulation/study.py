@@ -21,7 +21,6 @@ from scaling.metric_spec import metric_spec_get
 from scaling.policy.options import DEFAULT_TARGET_VALUE, MODES, target_from_wait
 from scaling.simulation.model import (
     SimPolicy,
-    SimResult,
     SimulationError,
     Workload,
     recommend,
@@ -29,6 +28,7 @@ from scaling.simulation.model import (
     target_candidates,
 )
 from scaling.simulation.report import install_command, plot_path_check, table
+from scaling.simulation.result import SimResult
 from scaling.simulation.workloads import ProcessingTimes, WorkloadFlags, workload_from_flags
 
 DEFAULT_TARGETS = "1,2,3,5"
@@ -47,6 +47,7 @@ class StudyFlags:
     min_size: int
     max_size: int
     boot_time: int
+    protection: str  # "on" | "off" (scaling.simulation.termination)
     period: int | None
     asg_name: str | None
     compare: bool
@@ -78,9 +79,14 @@ class Study:
     compare: bool
     plot: Path | None
     recommendation: Recommendation | None = None
+    protection: str = "on"
 
     def as_json(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {"seed": self.seed, "workload": self.workload.as_json()}
+        payload: dict[str, Any] = {
+            "seed": self.seed,
+            "workload": self.workload.as_json(),
+            "protection": self.protection,
+        }
         chosen = self.recommendation
         if chosen is not None:
             payload.update(
@@ -100,6 +106,7 @@ class Study:
         workload = self.workload
         lines = [
             ("", f"Workload: {workload.description} ({len(workload.arrivals)} videos)."),
+            ("", f"Scale-in protection of busy instances: {self.protection}."),
             ("", table(self.results)),
         ]
         chosen = self.recommendation
@@ -148,7 +155,14 @@ def study_run(flags: StudyFlags) -> Study:
 
     rng = random.Random(flags.seed)
     workload, processing = workload_from_flags(flags.workload, rng=rng)
-    study = Study(seed=flags.seed, workload=workload, results=[], compare=flags.compare, plot=plot)
+    study = Study(
+        seed=flags.seed,
+        workload=workload,
+        results=[],
+        compare=flags.compare,
+        plot=plot,
+        protection=flags.protection,
+    )
     if flags.recommend:
         return _recommend(flags, study=study, processing=processing, period=period)
     chosen: list[tuple[str, float]]  # (mode, target) for each policy to simulate
@@ -158,7 +172,12 @@ def study_run(flags: StudyFlags) -> Study:
     else:
         chosen = [(flags.mode, _target(flags))]
     results = [
-        simulate(workload=workload, policy=_policy(flags, mode, t), period_seconds=period)
+        simulate(
+            workload=workload,
+            policy=_policy(flags, mode, t),
+            period_seconds=period,
+            seed=flags.seed,
+        )
         for mode, t in chosen
     ]
     return replace(study, results=results)
@@ -181,6 +200,7 @@ def _recommend(
             workload=study.workload,
             policy=_policy(flags, flags.mode, t),
             period_seconds=period,
+            seed=flags.seed,
         )
         for t in candidates
     ]
@@ -248,4 +268,5 @@ def _policy(flags: StudyFlags, mode: str, target: float) -> SimPolicy:
         min_size=flags.min_size,
         max_size=flags.max_size,
         boot_seconds=flags.boot_time,
+        protection=flags.protection != "off",
     )

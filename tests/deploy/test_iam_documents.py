@@ -216,7 +216,8 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
     aws: dict[str, str], recorded: list[Call]
 ) -> None:
     videos_create(UPLOADED=2)
-    backlog_tick()  # publisher: PutMetricData
+    backlog_tick()  # publisher: PutMetricData (and the fleet reconciler's read of the group)
+    _fleet_calls_drive(aws)  # publisher: protection and lifecycle actions
     from scaling.publishing.backlog import backlog_measure_sqs
 
     backlog_measure_sqs(queue_url=aws["queue_url"])  # publisher: the fallback read
@@ -234,6 +235,10 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
         "cloudwatch:PutMetricData",
         "sqs:GetQueueAttributes",
         "sqs:SendMessage",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:SetInstanceProtection",
+        "autoscaling:RecordLifecycleActionHeartbeat",
+        "autoscaling:CompleteLifecycleAction",
     }
     assert _operations(recorded, "installer") == {
         "autoscaling:DescribeAutoScalingGroups",
@@ -250,16 +255,76 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
         "autoscaling:DeletePolicy",
         "autoscaling:DisableMetricsCollection",
         "autoscaling:DeleteTags",
+        "autoscaling:DescribeLifecycleHooks",
+        "autoscaling:PutLifecycleHook",
+        "autoscaling:DeleteLifecycleHook",
     }
     assert _operations(recorded, "status") == {
         "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribePolicies",
+        "autoscaling:DescribeLifecycleHooks",
         "cloudwatch:DescribeAlarms",
     }
     assert iam_violations(recorded) == []
     # Exactly the actions used, and nothing else.
     for role in ("publisher", "installer", "status"):
         assert _document_actions(role) == _operations(recorded, role), role
+
+
+def _fleet_calls_drive(aws: dict[str, str]) -> None:
+    """The API role's fleet calls: protection at claim and by the reconciler against
+    moto; the lifecycle actions on a Stubber (moto never holds an instance in
+    Terminating:Wait), on the app's own observed client."""
+    from scaling.fleet.protection import instance_protect_for_claim
+    from tests.factories import video_leased
+    from tests.scaling.fleet_support import (
+        group_described,
+        group_resize,
+        instance_described,
+        reconcile,
+        stubbed_fleet,
+    )
+
+    claimed, busy = sorted(group_resize(aws, 2))
+    for instance_id in (claimed, busy):
+        video_leased(instance_id=instance_id)
+    assert instance_protect_for_claim(claimed) is True
+    assert reconcile().protected_now == [busy]
+    # Actions go in instance id order: the idle one's id sorts after any of moto's.
+    with pytest.MonkeyPatch.context() as patch:
+        stub = stubbed_fleet(patch)
+        stub.add_response(
+            "describe_auto_scaling_groups",
+            group_described(
+                instance_described(busy, "Terminating:Wait"),
+                instance_described("i-fffffffffffffff01", "Terminating:Wait"),
+            ),
+        )
+        stub.add_response("record_lifecycle_action_heartbeat", {})
+        stub.add_response("complete_lifecycle_action", {})
+        outcome = reconcile()
+        stub.assert_no_pending_responses()
+    assert (outcome.heartbeats, outcome.completed) == ([busy], ["i-fffffffffffffff01"])
+
+
+def test_publisher_may_change_protection_only_in_the_video_group() -> None:
+    document = iam_document_load("publisher")
+    for operation in (
+        "SetInstanceProtection",
+        "RecordLifecycleActionHeartbeat",
+        "CompleteLifecycleAction",
+    ):
+        params = {"AutoScalingGroupName": "academy-video-worker-asg", "InstanceIds": ["i-1"]}
+        [ours] = call_resources("autoscaling", operation, params)
+        [theirs] = call_resources(
+            "autoscaling", operation, {**params, "AutoScalingGroupName": "someone-elses-asg"}
+        )
+        action = f"autoscaling:{operation}"
+        assert iam_allows(document, action=action, resource=ours, context={})
+        assert not iam_allows(document, action=action, resource=theirs, context={})
+    assert not iam_allows(
+        document, action="autoscaling:SetDesiredCapacity", resource="*", context={}
+    )
 
 
 def _document_actions(role: str) -> set[str]:

@@ -230,3 +230,56 @@ def test_change_list_says_why_the_policy_is_unknown(admin_client: Client, settin
     assert response.status_code == 200
     assert '<p id="policy-aim" style="margin:0 0 1em 0">policy unknown (' in html
     assert "Policy aims for" not in html
+
+
+def test_change_list_shows_the_fleet_above_the_chart(
+    admin_client: Client, aws: dict[str, str]
+) -> None:
+    import boto3
+
+    from scaling.aws import aws_call_observers
+    from tests.factories import video_leased
+
+    autoscaling = boto3.client(
+        "autoscaling", region_name=aws["region"], endpoint_url=aws["endpoint"]
+    )
+    autoscaling.set_desired_capacity(AutoScalingGroupName=aws["asg_name"], DesiredCapacity=2)
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[aws["asg_name"]])
+    a, b = sorted(i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"])
+    autoscaling.set_instance_protection(
+        AutoScalingGroupName=aws["asg_name"], InstanceIds=[a], ProtectedFromScaleIn=True
+    )
+    video = video_leased(instance_id=a)
+    calls: list[str] = []
+    aws_call_observers.append(lambda role, service, op, params, status: calls.append(op))
+    try:
+        first = admin_client.get(LIST_URL).content.decode()
+        second = admin_client.get(LIST_URL).content.decode()
+    finally:
+        aws_call_observers.pop()
+
+    rows = first.split('<table id="fleet-table">', 1)[1].split("</table>", 1)[0]
+    assert "Fleet: 2 in the group, 1 busy, 1 protected from scale-in</caption>" in rows
+    assert (
+        f"<tr><td>{a}</td><td>InService</td><td>yes</td><td>{video.pk}</td><td>0 s</td></tr>"
+    ) in rows
+    assert f"<tr><td>{b}</td><td>InService</td><td>no</td><td>idle</td><td>-</td></tr>" in rows
+    assert first.index('id="fleet"') < first.index('id="publication-chart-figure"')
+    # One group read for the fleet and one for the policy; the second page reads the cache.
+    assert calls.count("DescribeAutoScalingGroups") == 2
+    assert f"<td>{video.pk}</td>" in second
+
+
+def test_change_list_says_why_the_fleet_is_unknown(
+    admin_client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+    html = admin_client.get(LIST_URL).content.decode()
+
+    assert (
+        '<p id="fleet-error">fleet unknown (EndpointConnectionError: Could not connect to the '
+        "endpoint URL: &quot;http://127.0.0.1:9/&quot;)</p>"
+    ) in html

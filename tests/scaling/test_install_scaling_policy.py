@@ -17,10 +17,12 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from scaling.aws import aws_call_observers
+from scaling.fleet.hook import LIFECYCLE_HOOK_NAME
 from scaling.metric_spec import metric_spec_get
 from scaling.policy.alarms import alarm_names, alarm_requests_build
 from scaling.policy.dashboard import dashboard_body_build, dashboard_name
 from scaling.policy.diff import config_diff
+from scaling.policy.hook import hook_installed, hook_request_build
 from scaling.policy.options import policy_options_parse
 from scaling.policy.requests import TARGET_POLICY_NAME, WAKE_POLICY_NAME, wake_alarm_name
 from scaling.publishing.cloudwatch import metric_datums_build
@@ -43,6 +45,7 @@ ALARM_KINDS_CREATED = {
     "cannot-wake-alarm": "created",
     "work-lost-alarm": "created",
     "dashboard": "created",
+    "lifecycle-hook": "created",
 }
 
 
@@ -51,6 +54,7 @@ def _unchanged_tail() -> list[str]:
     return [
         *(f"{kind}-alarm {name}: unchanged" for kind, name in alarm_names(ASG).items()),
         f"dashboard {dashboard_name(ASG)}: unchanged",
+        f"lifecycle-hook {LIFECYCLE_HOOK_NAME}: unchanged",
     ]
 
 
@@ -213,7 +217,7 @@ def test_derived_target_shows_its_derivation(aws: dict[str, str]) -> None:
     assert out.getvalue().splitlines()[0] == (
         f"Group {ASG} (ap-northeast-2), mode per-instance: target 5 = acceptable wait 600 s "
         "/ processing time 120 s per video (videos waiting per in-service instance); "
-        "warmup 60 s; alarm wait 600 s."
+        "warmup 60 s; alarm wait 600 s; drain timeout 240 s."
     )
     assert _policies(aws)[TARGET_POLICY_NAME]["TargetTrackingConfiguration"]["TargetValue"] == 5
 
@@ -234,7 +238,7 @@ def test_rerun_is_idempotent(aws: dict[str, str], recorded: list[Any]) -> None:
         "wake-policy academy-backlog-wake-from-zero: unchanged",
         f"wake-alarm {wake_alarm_name(ASG)}: unchanged",
         *_unchanged_tail(),
-        "Done: 10 unchanged.",
+        "Done: 11 unchanged.",
     ]
     assert sorted(_policies(aws)) == [TARGET_POLICY_NAME, WAKE_POLICY_NAME]
     assert len(_alarms(aws)) == 6
@@ -272,7 +276,8 @@ def test_a_difference_is_updated_and_shown(aws: dict[str, str]) -> None:
         f"dashboard {dashboard_name(ASG)}: updated",
         '  widgets[1].properties.annotations.horizontal[0].label: "target 3" -> "target 4.5"',
         "  widgets[1].properties.annotations.horizontal[0].value: 3.0 -> 4.5",
-        "Done: 7 unchanged, 3 updated.",
+        f"lifecycle-hook {LIFECYCLE_HOOK_NAME}: unchanged",
+        "Done: 8 unchanged, 3 updated.",
     ]
     assert sorted(_policies(aws)) == [TARGET_POLICY_NAME, WAKE_POLICY_NAME]
 
@@ -287,6 +292,7 @@ def test_dry_run_prints_the_requests_and_writes_nothing(
         "DescribePolicies",
         "DescribeAlarms",
         "GetDashboard",
+        "DescribeLifecycleHooks",
     }
     assert [(r["service"], r["operation"]) for r in result["requests"]] == [
         ("autoscaling", "EnableMetricsCollection"),
@@ -295,6 +301,7 @@ def test_dry_run_prints_the_requests_and_writes_nothing(
         ("autoscaling", "PutScalingPolicy"),
         *[("cloudwatch", "PutMetricAlarm")] * 6,
         ("cloudwatch", "PutDashboard"),
+        ("autoscaling", "PutLifecycleHook"),
     ]
     assert result["requests"][2]["params"]["TargetTrackingConfiguration"]["TargetValue"] == 2.0
     assert _policies(aws) == {}
@@ -749,4 +756,168 @@ def test_unreachable_aws_is_one_line_and_non_zero() -> None:
     assert done.stderr == (
         "CommandError: AWS call DescribeAutoScalingGroups failed: Could not connect to the "
         'endpoint URL: "http://127.0.0.1:9/".\n'
+    )
+
+
+# The termination lifecycle hook ----------------------------------------------------------
+
+
+def _hooks(aws: dict[str, str]) -> dict[str, dict[str, Any]]:
+    found = _autoscaling(aws).describe_lifecycle_hooks(AutoScalingGroupName=ASG)["LifecycleHooks"]
+    return {h["LifecycleHookName"]: h for h in found}
+
+
+@pytest.mark.parametrize(
+    ("lease", "flags", "timeout"),
+    [
+        (120, (), 240),  # the default lease: two leases
+        (600, (), 1200),
+        (10, (), 30),  # AWS's least
+        (43_200, (), 7200),  # AWS's most
+        (120, ("--drain-timeout", "900"), 900),
+    ],
+)
+def test_hook_reads_back_as_asked(
+    aws: dict[str, str], settings: Any, lease: int, flags: tuple[str, ...], timeout: int
+) -> None:
+    settings.VIDEO_LEASE_SECONDS = str(lease)
+
+    result = _install(*flags)
+
+    assert result["drain_timeout_seconds"] == timeout
+    assert _actions(result)["lifecycle-hook"] == "created"
+    hook = _hooks(aws)[LIFECYCLE_HOOK_NAME]
+    asked = hook_request_build(asg_name=ASG, drain_timeout_seconds=timeout).params
+    assert hook_installed(hook) == asked
+    assert asked == {
+        "LifecycleHookName": "academy-drain-on-terminate",
+        "AutoScalingGroupName": ASG,
+        "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+        "HeartbeatTimeout": timeout,
+        "DefaultResult": "CONTINUE",
+    }
+
+
+def test_hook_second_run_is_unchanged_and_writes_nothing(
+    aws: dict[str, str], recorded: list[Any]
+) -> None:
+    _install("--drain-timeout", "300")
+    recorded.clear()
+
+    result = _install("--drain-timeout", "300")
+
+    assert _actions(result)["lifecycle-hook"] == "unchanged"
+    assert [op for _, op, _ in recorded if not op.startswith(READS)] == []
+    assert [op for _, op, _ in recorded if op == "DescribeLifecycleHooks"] == [
+        "DescribeLifecycleHooks"
+    ]
+
+
+def test_hook_changed_timeout_is_updated_and_shows_the_difference(
+    aws: dict[str, str], recorded: list[Any]
+) -> None:
+    _install()
+    recorded.clear()
+
+    out = StringIO()
+    call_command("install_scaling_policy", "--drain-timeout", "600", stdout=out)
+
+    assert out.getvalue().splitlines()[-3:] == [
+        f"lifecycle-hook {LIFECYCLE_HOOK_NAME}: updated",
+        "  HeartbeatTimeout: 240 -> 600",
+        "Done: 10 unchanged, 1 updated.",
+    ]
+    writes = [(op, p) for _, op, p in recorded if not op.startswith(READS)]
+    assert writes == [
+        (
+            "PutLifecycleHook",
+            hook_request_build(asg_name=ASG, drain_timeout_seconds=600).params,
+        )
+    ]
+    assert _hooks(aws)[LIFECYCLE_HOOK_NAME]["HeartbeatTimeout"] == 600
+
+
+def test_hook_dry_run_prints_the_request_and_writes_nothing(aws: dict[str, str]) -> None:
+    _install()
+
+    out = StringIO()
+    call_command("install_scaling_policy", "--dry-run", "--drain-timeout", "45", stdout=out)
+
+    text = out.getvalue()
+    assert (
+        f"lifecycle-hook {LIFECYCLE_HOOK_NAME}: would update\n  HeartbeatTimeout: 240 -> 45\n"
+        in (text)
+    )
+    requests = json.loads(text.split("Requests that would be sent:\n", 1)[1].rsplit("\n", 2)[0])
+    assert requests == [
+        {
+            "service": "autoscaling",
+            "operation": "PutLifecycleHook",
+            "params": hook_request_build(asg_name=ASG, drain_timeout_seconds=45).params,
+        }
+    ]
+    assert _hooks(aws)[LIFECYCLE_HOOK_NAME]["HeartbeatTimeout"] == 240
+
+
+def test_uninstall_removes_the_hook_and_no_other(aws: dict[str, str]) -> None:
+    _autoscaling(aws).put_lifecycle_hook(
+        LifecycleHookName="someone-elses-launch-hook",
+        AutoScalingGroupName=ASG,
+        LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+        HeartbeatTimeout=60,
+        DefaultResult="ABANDON",
+    )
+    _install()
+    assert sorted(_hooks(aws)) == ["academy-drain-on-terminate", "someone-elses-launch-hook"]
+
+    result = _install("--uninstall")
+
+    assert _actions(result)["lifecycle-hook"] == "removed"
+    deletes = [r for r in result["requests"] if r["operation"] == "DeleteLifecycleHook"]
+    assert deletes == [
+        {
+            "service": "autoscaling",
+            "operation": "DeleteLifecycleHook",
+            "params": {"LifecycleHookName": LIFECYCLE_HOOK_NAME, "AutoScalingGroupName": ASG},
+        }
+    ]
+    assert list(_hooks(aws)) == ["someone-elses-launch-hook"]
+    assert _actions(_install("--uninstall"))["lifecycle-hook"] == "absent"
+
+
+BAD_DRAIN_TIMEOUTS = ["29", "7201", "0", "-1", "1.5", "4m", "", "1e3"]
+
+
+@pytest.mark.parametrize("raw", BAD_DRAIN_TIMEOUTS)
+def test_a_bad_drain_timeout_is_a_usage_error(
+    aws: dict[str, str], recorded: list[Any], raw: str
+) -> None:
+    with pytest.raises(CommandError) as raised:
+        call_command("install_scaling_policy", "--drain-timeout", raw, stdout=StringIO())
+
+    assert str(raised.value) == (
+        f"argument --drain-timeout: must be a whole number of seconds from 30 to 7200, got {raw!r}."
+    )
+    assert raised.value.returncode == 2
+    assert recorded == []
+
+
+def test_a_bad_drain_timeout_from_the_shell_is_one_line_and_exit_2(aws: dict[str, str]) -> None:
+    done = _manage(aws, "--drain-timeout", "7201")
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "CommandError: argument --drain-timeout: must be a whole number of seconds from 30 to "
+        "7200, got '7201'.\n"
+    )
+
+
+def test_uninstall_takes_no_drain_timeout(aws: dict[str, str]) -> None:
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "install_scaling_policy", "--uninstall", "--drain-timeout", "60", stdout=StringIO()
+        )
+
+    assert str(raised.value) == (
+        "--uninstall takes no --drain-timeout: it removes what was installed."
     )

@@ -16,6 +16,7 @@ from scaling.audit.status import _alarm, aim_estimate
 from scaling.policy.alarms import alarm_names
 from scaling.publishing.tick import backlog_tick
 from tests.factories import videos_create
+from video.models import Video
 
 pytestmark = pytest.mark.django_db
 ASG = "academy-video-worker-asg"
@@ -41,6 +42,7 @@ def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:
     call_command("install_scaling_policy", "--target-value", "3", stdout=StringIO())
 
     lines = _status().splitlines()
+    processing = sorted(Video.objects.filter(status="PROCESSING").values_list("pk", flat=True))
 
     assert lines[0] == f"Group {ASG} (ap-northeast-2)"
     assert lines[1].startswith("Backlog in the database now: 7 (uploaded 5, processing 2; ")
@@ -65,6 +67,11 @@ def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:
         "Videos being processed, by instance:",
         "  (no lease): 2 (0 live, 2 expired)",
         "Last recoveries: none.",
+        # The group has no instance; the two PROCESSING rows name none and have no start.
+        "Fleet: 0 in the group, 0 busy, 0 protected from scale-in:",
+        f"  (no lease) not in the group: video {processing[0]}, video {processing[1]}",
+        "Lifecycle hook academy-drain-on-terminate: autoscaling:EC2_INSTANCE_TERMINATING, "
+        "heartbeat timeout 240 s, then CONTINUE.",
     ]
 
 
@@ -142,7 +149,7 @@ def test_status_with_the_database_down_says_so_per_part(
         "Last publications: unavailable (OperationalError: connection refused).",
         "Published versus database: not compared (needs the database).",
     ]
-    assert lines[-3] == (
+    assert lines[-5] == (
         "Target tracking aim: unknown (no backlog known: database down, nothing published)."
     )
 
@@ -158,12 +165,13 @@ def test_status_with_aws_down_says_so_per_part(
     lines = _status().splitlines()
 
     assert lines[1] == "Backlog in the database now: 0 (uploaded 0, processing 0)."
-    assert lines[-6:-2] == [
+    assert lines[-8:-4] == [
         f"Capacity: {down}",
         f"Policies: {down}",
         f"Alarms: {down}",
         "Target tracking aim: unknown (needs the group and its policies).",
     ]
+    assert lines[-2:] == [f"Fleet: {down}", f"Lifecycle hook: {down}"]
 
 
 @pytest.mark.parametrize(
@@ -230,3 +238,106 @@ def test_status_says_when_the_leases_cannot_be_read(
     assert "Videos being processed: unavailable (OperationalError: connection refused).\n" in (
         _status()
     )
+
+
+# The fleet ---------------------------------------------------------------------------
+
+
+def _fleet_of_three(aws: dict[str, str]) -> list[str]:
+    """Three InService instances (moto launches them at once), the first one protected."""
+    autoscaling = boto3.client(
+        "autoscaling", region_name=aws["region"], endpoint_url=aws["endpoint"]
+    )
+    autoscaling.set_desired_capacity(AutoScalingGroupName=ASG, DesiredCapacity=3)
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[ASG])
+    ids = sorted(i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"])
+    autoscaling.set_instance_protection(
+        AutoScalingGroupName=ASG, InstanceIds=ids[:1], ProtectedFromScaleIn=True
+    )
+    return ids
+
+
+def _working(instance_id: str, *, minutes: int) -> int:
+    from django.db.models import DateTimeField, ExpressionWrapper
+    from django.db.models.functions import Now
+
+    from tests.factories import video_leased
+
+    video = video_leased(instance_id=instance_id)
+    started = ExpressionWrapper(Now() - timedelta(minutes=minutes), output_field=DateTimeField())
+    Video.objects.filter(pk=video.pk).update(processing_started_at=started)
+    return video.pk
+
+
+def test_status_shows_each_instance_its_state_protection_and_video(
+    aws: dict[str, str], recorded_status: list[str]
+) -> None:
+    a, b, c = _fleet_of_three(aws)
+    first = _working(a, minutes=5)
+    second = _working(b, minutes=12)
+    stray = _working("i-0fffffffffffffff9", minutes=3)
+    call_command("install_scaling_policy", "--drain-timeout", "600", stdout=StringIO())
+    recorded_status.clear()
+
+    text = _status()
+    data = json.loads(_status("--json"))
+
+    assert text.split("Last recoveries: none.\n", 1)[1].splitlines() == [
+        "Fleet: 3 in the group, 2 busy, 1 protected from scale-in:",
+        f"  {a} InService, protected: video {first} for 5 min",
+        f"  {b} InService, not protected: video {second} for 12 min",
+        f"  {c} InService, not protected: idle",
+        f"  i-0fffffffffffffff9 not in the group: video {stray} for 3 min",
+        "Lifecycle hook academy-drain-on-terminate: autoscaling:EC2_INSTANCE_TERMINATING, "
+        "heartbeat timeout 600 s, then CONTINUE.",
+    ]
+    fleet = data["fleet"]["data"]["instances"]
+    assert [(i["instance_id"], i["state"], i["protected"]) for i in fleet] == [
+        (a, "InService", True),
+        (b, "InService", False),
+        (c, "InService", False),
+        ("i-0fffffffffffffff9", "not in the group", None),
+    ]
+    assert [[w["video_id"] for w in i["videos"]] for i in fleet] == [[first], [second], [], [stray]]
+    assert 12 * 60 <= fleet[1]["videos"][0]["seconds"] < 13 * 60
+    assert data["lifecycle_hook"]["data"]["heartbeat_timeout"] == 600
+    # One DescribeAutoScalingGroups a run: the capacity and the fleet share it.
+    assert recorded_status.count("DescribeAutoScalingGroups") == 2  # text, then --json
+
+
+def test_status_fleet_without_the_database_and_without_the_hook(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b, c = _fleet_of_three(aws)
+
+    def refuse() -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("scaling.audit.status.fleet_work_read", refuse)
+
+    lines = _status().splitlines()
+
+    assert lines[-6:] == [
+        "Fleet: 3 in the group, 0 busy, 1 protected from scale-in:",
+        f"  {a} InService, protected: videos unknown",
+        f"  {b} InService, not protected: videos unknown",
+        f"  {c} InService, not protected: videos unknown",
+        "Videos by instance: unavailable (OperationalError: connection refused).",
+        "Lifecycle hook academy-drain-on-terminate: not installed (install_scaling_policy "
+        "installs it).",
+    ]
+
+
+@pytest.fixture
+def recorded_status() -> Any:
+    from scaling.aws import aws_call_observers
+
+    calls: list[str] = []
+
+    def observe(role: str, service: str, operation: str, params: Any, status: int) -> None:
+        if role == "status":
+            calls.append(operation)
+
+    aws_call_observers.append(observe)
+    yield calls
+    aws_call_observers.remove(observe)

@@ -5,7 +5,9 @@ import math
 import random
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from io import StringIO
 from pathlib import Path
 
@@ -15,14 +17,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from scaling.policy.aim import capacity_aim
-from scaling.simulation.model import (
-    SimPolicy,
-    SimResult,
-    SimulationError,
-    Workload,
-    percentile,
-    simulate,
-)
+from scaling.simulation.model import SimPolicy, SimulationError, Workload, simulate
+from scaling.simulation.result import SimResult, percentile
 from scaling.simulation.workloads import (
     ProcessingTimes,
     arrivals_parse,
@@ -87,10 +83,14 @@ def test_per_instance_holds_about_ceil_backlog_over_target_in_steady_state(targe
     for tick in steady:
         # Scale-out aims at ceil(backlog / target) after 3 datapoints and a boot,
         # so it may trail by a little; scale-in starts only below 90 % of the
-        # target, so the fleet may rest up to ceil(backlog / (0.9 x target)).
+        # target, so the desired capacity may rest up to ceil(backlog / (0.9 x target)).
+        # Protected busy instances outlive a lowered desired capacity: the fleet in
+        # service is never short of the aim, and may be above it.
         low = math.ceil(tick.backlog / target)
         high = math.ceil(tick.backlog / (0.9 * target))
-        assert low - 2 <= tick.desired <= high, tick
+        assert tick.desired <= high, tick
+        assert low - 2 <= tick.in_service, tick
+    assert result.restarted == 0
 
 
 def test_spike_per_instance_follows_the_hand_worked_timeline() -> None:
@@ -346,8 +346,11 @@ def test_single_run_prints_the_table() -> None:
 
     assert out.splitlines() == [
         "Workload: spike of 120 videos at 60 s; processing mean 300 s, spread 0 s (120 videos).",
-        "policy          p50 wait  p95 wait  max wait  peak  inst-hours  actions",
-        "per-instance 3     9m00s    14m00s    14m00s    40       13.38        3",
+        "Scale-in protection of busy instances: on.",
+        "policy          p50 wait  p95 wait"
+        "  max wait  peak  inst-hours  rework h  restarts  actions",
+        "per-instance 3     9m00s    14m00s    14m00s    40"
+        "       13.38      0.00         0        3",
     ]
 
 
@@ -592,4 +595,154 @@ def test_cli_bad_flag_is_one_line_and_exit_1() -> None:
     assert done.stderr.splitlines() == [
         "CommandError: Error: argument --mode: invalid choice: 'raw' "
         "(choose from 'per-instance', 'total')"
+    ]
+
+
+# --------------------------------------------------------------------------- scale-in protection
+
+
+def _changes(result: SimResult) -> list[tuple[float, int, int]]:
+    """(tick, desired, in service) at each tick where either changed."""
+    return [
+        (t.seconds, t.desired, t.in_service)
+        for before, t in zip(result.timeline, result.timeline[1:], strict=False)
+        if (t.desired, t.in_service) != (before.desired, before.in_service)
+    ]
+
+
+# A busy instance and an idle one when target tracking scales in. Group min 1, max 2,
+# target 1, boot 0, warmup 0, period 60. Video 0 (3000 s) and video 1 (60 s) at t=0.
+# t=0    the warm instance A; backlog 2, metric 2 > 1 (1st datapoint)
+# t=0+   A takes video 0 (busy until 3000)
+# t=120  3rd datapoint: aim ceil(1 x 2 / 1) = 2 -> B launched, InService at once
+# t=120+ B takes video 1 (waited 120 s), idle from 180
+# t=180  backlog 1 / 2 in service = 0.5 < 0.9: 1st low datapoint ... 15th at 1020
+# t=1020 aim ceil(2 x 0.5 / 1) = 1: one of A (busy 1020 s) and B (idle 840 s) goes
+BUSY_AND_IDLE = Workload(arrivals=(0.0, 0.0), processing=(3000.0, 60.0), description="hand")
+SMALL_GROUP = {"mode": "per-instance", "min_size": 1, "max_size": 2, "boot_seconds": 0}
+
+
+def _small(workload: Workload, *, target: float, protection: bool, seed: int = 0) -> SimResult:
+    policy = SimPolicy(target=target, warmup_seconds=0, protection=protection, **SMALL_GROUP)  # type: ignore[arg-type]
+    return simulate(workload=workload, policy=policy, period_seconds=60, seed=seed)
+
+
+def test_scale_in_with_protection_terminates_the_idle_instance() -> None:
+    result = _small(BUSY_AND_IDLE, target=1, protection=True)
+
+    assert _changes(result) == [(120.0, 2, 1), (180.0, 2, 2), (1020.0, 1, 2), (1080.0, 1, 1)]
+    assert (result.rework_seconds, result.restarted) == (0.0, 0)
+    assert result.waits == [0.0, 120.0]
+    # A from 0 to 3000 (drained: video 0 done, back at MinSize), B from 120 to 1020.
+    assert (result.simulated_seconds, result.instance_seconds) == (3000.0, 3000.0 + 900.0)
+
+
+def test_scale_in_without_protection_may_terminate_the_busy_instance() -> None:
+    # Seed 1 picks A, the busy one: video 0 loses 1020 s and starts over on B at 1020.
+    busy = _small(BUSY_AND_IDLE, target=1, protection=False, seed=1)
+    # Seed 0 picks B, the idle one: the same as with protection.
+    idle = _small(BUSY_AND_IDLE, target=1, protection=False, seed=0)
+
+    assert (busy.rework_seconds, busy.restarted, busy.waits) == (1020.0, 1, [120.0, 1020.0])
+    assert busy.simulated_seconds == 1020.0 + 3000.0
+    assert busy.instance_seconds == 1020.0 + (4020.0 - 120.0)
+    assert (idle.rework_seconds, idle.restarted, idle.waits) == (0.0, 0, [0.0, 120.0])
+    assert busy.as_json()["rework_hours"] == round(1020 / 3600, 4)
+    assert (busy.as_json()["restarted_videos"], busy.as_json()["protection"]) == (1, "off")
+
+
+def test_with_every_instance_busy_desired_drops_and_nothing_goes_until_one_is_idle() -> None:
+    # Target 3. Videos: 0 (3000 s), 1-4 (60 s each), 5 (3000 s), all at t=0.
+    # A takes 0 at 0; B (launched at 120) takes 1-4 from 120 to 360, then 5 at 360.
+    # Backlog per instance < 2.7 from t=180; the 15th low datapoint is at 1020:
+    # aim ceil(2 x 2.0 / 3) -> desired 1, with A and B both busy.
+    workload = Workload(
+        arrivals=(0.0,) * 6,
+        processing=(3000.0, 60.0, 60.0, 60.0, 60.0, 3000.0),
+        description="hand",
+    )
+
+    result = _small(workload, target=3, protection=True)
+
+    # Desired 1 at 1020, both stay; A is idle from 3000, unprotected once idle for a
+    # whole slot (3060), and gone from the 3120 tick; B finishes video 5 at 3360.
+    assert _changes(result) == [(120.0, 2, 1), (180.0, 2, 2), (1020.0, 1, 2), (3120.0, 1, 1)]
+    assert (result.rework_seconds, result.restarted) == (0.0, 0)
+    assert result.waits == [0.0, 120.0, 180.0, 240.0, 300.0, 360.0]
+
+
+def test_termination_pick_respects_protection_and_its_grace() -> None:
+    from scaling.simulation.termination import protected, termination_pick
+
+    @dataclass
+    class Inst:
+        name: str
+        launched_at: float
+        ready_at: float
+        busy_until: float = -math.inf
+
+    booting = Inst("booting", launched_at=500, ready_at=560)
+    idle_long = Inst("idle-long", launched_at=0, ready_at=60, busy_until=400)
+    idle_short = Inst("idle-short", launched_at=100, ready_at=160, busy_until=470)
+    busy = Inst("busy", launched_at=200, ready_at=260, busy_until=900)
+    live = [idle_long, busy, idle_short, booting]
+    pick = partial(termination_pick, live, now=520, grace=60, rng=random.Random(0))
+
+    assert [protected(i, now=520, grace=60) for i in live] == [False, True, True, False]
+    assert [i.name for i in pick(surplus=4, protection=True)] == ["booting", "idle-long"]
+    assert [i.name for i in pick(surplus=1, protection=True)] == ["booting"]
+    assert pick(surplus=0, protection=False) == []
+    assert len(pick(surplus=4, protection=False)) == 4  # anything, the busy one included
+
+
+def test_protection_flag_in_json_and_a_bad_value_is_one_line() -> None:
+    out = json.loads(
+        _command(
+            "--pattern=spike", "--count=3", "--processing-mean=60", "--protection=off", "--json"
+        )
+    )
+
+    assert (out["protection"], out["result"]["protection"]) == ("off", "off")
+    assert (out["result"]["rework_hours"], out["result"]["restarted_videos"]) == (0.0, 0)
+    with pytest.raises(CommandError) as caught:
+        _command(*SPIKE, "--protection=maybe")
+    assert str(caught.value) == (
+        "Error: argument --protection: invalid choice: 'maybe' (choose from 'on', 'off')"
+    )
+
+
+SPREAD_SPIKE = (
+    "--pattern=spike",
+    "--count=120",
+    "--processing-mean=300",
+    "--processing-spread=150",
+    "--compare",
+    "--targets=3",
+    "--max-size=100",
+    "--period=60",
+    "--seed=0",
+)
+
+
+def test_compare_shows_rework_and_waits_with_protection_on_and_off() -> None:
+    on = _command(*SPREAD_SPIKE, "--protection=on").splitlines()
+    off = _command(*SPREAD_SPIKE, "--protection=off").splitlines()
+
+    assert on[1:] == [
+        "Scale-in protection of busy instances: on.",
+        "policy          p50 wait  p95 wait"
+        "  max wait  peak  inst-hours  rework h  restarts  actions",
+        "per-instance 3     8m10s    14m35s    15m01s    40"
+        "       12.90      0.00         0        4",
+        "total 3            5m00s     5m45s     6m30s   100"
+        "       43.03      0.00         0        4",
+    ]
+    assert off[1:] == [
+        "Scale-in protection of busy instances: off.",
+        "policy          p50 wait  p95 wait"
+        "  max wait  peak  inst-hours  rework h  restarts  actions",
+        "per-instance 3     8m10s    14m58s    49m42s    40"
+        "       13.48      0.71         6        5",
+        "total 3            5m00s     5m45s     6m30s   100"
+        "       43.03      0.00         0        4",
     ]

@@ -2,38 +2,49 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
 from scaling.management.base import OneLineErrorCommand
-from scaling.policy.install import PolicyRun, policy_install, policy_uninstall
+from scaling.policy.install import policy_install, policy_uninstall
 from scaling.policy.options import (
     MAX_WARMUP_SECONDS,
     PolicyError,
     alarm_topic_parse,
     asg_name_parse,
+    drain_timeout_default,
+    drain_timeout_parse,
     policy_options_parse,
 )
+from scaling.policy.report import policy_run_lines
 
-_VERB = {"created": "create", "updated": "update", "removed": "remove"}
-_INSTALL_ONLY = "mode target_value acceptable_wait processing_time warmup alarm_wait alarm_topic"
+_INSTALL_ONLY = (
+    "mode target_value acceptable_wait processing_time warmup alarm_wait alarm_topic drain_timeout"
+)
 
 
-def _topic(raw: str) -> str | None:
-    # A bad ARN is a usage error: one line, exit 2, before anything is read.
-    try:
-        return alarm_topic_parse(raw)
-    except PolicyError as exc:
-        message = str(exc).removeprefix("--alarm-topic ").rstrip(".")
-        raise argparse.ArgumentTypeError(message) from None
+def _checked(parse: Callable[[str], object], flag: str) -> Callable[[str], str]:
+    # A bad value of this flag is a usage error: one line, exit 2, before anything is read.
+    def check(raw: str) -> str:
+        try:
+            parse(raw)
+        except PolicyError as exc:
+            raise argparse.ArgumentTypeError(
+                str(exc).removeprefix(f"{flag} ").rstrip(".")
+            ) from None
+        return raw
+
+    return check
 
 
 class Command(OneLineErrorCommand):
     help = (
         "Install (or align) the video workers' scaling policy: target tracking on backlog per "
         "in-service instance, a wake-from-zero alarm, five alarms that say when scaling "
-        "breaks and a dashboard. Idempotent; --uninstall removes them."
+        "breaks, a dashboard and a termination lifecycle hook that lets a busy instance "
+        "finish its video. Idempotent; --uninstall removes them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -65,7 +76,15 @@ class Command(OneLineErrorCommand):
             "else 600].",
         )
         parser.add_argument(
-            "--alarm-topic", type=_topic, help="SNS topic ARN told when an alarm changes state."
+            "--alarm-topic",
+            type=_checked(alarm_topic_parse, "--alarm-topic"),
+            help="SNS topic ARN told when an alarm changes state.",
+        )
+        parser.add_argument(
+            "--drain-timeout",
+            type=_checked(drain_timeout_parse, "--drain-timeout"),
+            help="Termination lifecycle hook's HeartbeatTimeout, 30 to 7200 s [two leases: "
+            f"{drain_timeout_default()} s].",
         )
         parser.add_argument(
             "--uninstall", action="store_true", help="Remove what this command installed."
@@ -103,6 +122,7 @@ class Command(OneLineErrorCommand):
                         warmup=options["warmup"],
                         alarm_wait=options["alarm_wait"],
                         alarm_topic=options["alarm_topic"],
+                        drain_timeout=options["drain_timeout"],
                     ),
                     dry_run=options["dry_run"],
                 )
@@ -111,38 +131,6 @@ class Command(OneLineErrorCommand):
         if options["json"]:
             self.stdout.write(json.dumps(run.as_json(), sort_keys=True))
             return
-        self._report(run)
-
-    def _report(self, run: PolicyRun) -> None:
-        if run.options is not None:
-            o = run.options
-            self.stdout.write(
-                f"Group {run.asg_name} ({run.region}), mode {o.mode}: {o.target_derivation}; "
-                f"warmup {o.warmup_seconds} s; alarm wait {o.alarm_wait_seconds:g} s."
-            )
-        else:
-            self.stdout.write(f"Group {run.asg_name} ({run.region}): uninstall.")
-        for warning in run.warnings:
-            self.stdout.write(self.style.WARNING(warning))
-        for item in run.items:
-            action = item.action
-            if run.dry_run and action in _VERB:
-                action = f"would {_VERB[action]}"  # type: ignore[assignment]
-            note = f" ({item.note})" if item.note else ""
-            self.stdout.write(f"{item.kind} {item.name}: {action}{note}")
-            for change in item.changes:
-                self.stdout.write(f"  {change.line()}")
-        counts: dict[str, int] = {}
-        for item in run.items:
-            counts[item.action] = counts.get(item.action, 0) + 1
-        summary = ", ".join(f"{n} {action}" for action, n in counts.items())
-        if run.dry_run:
-            self.stdout.write("Requests that would be sent:")
-            self.stdout.write(
-                json.dumps([r.as_json() for r in run.requests], indent=2, sort_keys=True)
-            )
-            self.stdout.write(
-                f"Dry run: {len(run.requests)} write request(s) not sent ({summary})."
-            )
-        else:
-            self.stdout.write(self.style.SUCCESS(f"Done: {summary}."))
+        styles = {"warning": self.style.WARNING, "success": self.style.SUCCESS}
+        for line, style in policy_run_lines(run):
+            self.stdout.write(styles[style](line) if style else line)

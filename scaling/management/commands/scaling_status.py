@@ -15,7 +15,8 @@ class Command(OneLineErrorCommand):
     help = (
         "Show the backlog now, the last publications, the installed policies, the group's "
         "capacity, each alarm's state and since when, what target tracking aims for, the videos "
-        "being processed by instance and the last recoveries. A "
+        "being processed by instance and the last recoveries, the fleet (each instance's "
+        "lifecycle state, scale-in protection and video) and the drain lifecycle hook. A "
         "part that cannot be read says so in one line; the command still exits 0."
     )
 

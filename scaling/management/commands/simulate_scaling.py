@@ -61,12 +61,7 @@ class Command(BaseCommand):
             type=float,
             help="Seconds per video. Without it: durations of recent READY videos.",
         )
-        work.add_argument(
-            "--processing-spread",
-            type=float,
-            default=0.0,
-            help="Standard deviation, seconds [0].",
-        )
+        work.add_argument("--processing-spread", type=float, default=0.0, help="Std dev, s [0].")
 
         policy = parser.add_argument_group("policy (as install_scaling_policy takes it)")
         policy.add_argument("--mode", choices=MODES, default="per-instance")
@@ -108,6 +103,12 @@ class Command(BaseCommand):
         )
         policy.add_argument(
             "--asg-name", help="Group name for the printed install command [SCALING_ASG_NAME]."
+        )
+        policy.add_argument(
+            "--protection",
+            choices=("on", "off"),
+            default="on",
+            help="on: busy instances are protected from scale-in; off: EC2's default order [on].",
         )
 
         run = parser.add_argument_group("run")

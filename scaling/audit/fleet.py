@@ -1,0 +1,159 @@
+"""The fleet as people read it: each instance of the group, its lifecycle state,
+whether it is protected from scale-in, and the video it works on and for how long;
+and the termination lifecycle hook that lets a busy instance drain.
+
+The instances come from the one ``DescribeAutoScalingGroups`` answer that
+``scaling_status`` reads for the group's capacity (role "status"); the videos from
+``video.selectors.videos_in_progress`` (the lease's instance, the database's clock).
+An instance that holds a lease but is not in the group (terminated, or a worker
+run by hand) is listed too, as "not in the group".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+from django.core.cache import cache
+from django.db import DatabaseError
+
+from scaling.aws import autoscaling_client
+from scaling.conf import scaling_settings
+from scaling.errors import error_one_line
+from scaling.fleet.hook import LIFECYCLE_HOOK_NAME
+from scaling.policy.hook import hook_describe
+from video.selectors import VideoInProgress, videos_in_progress
+
+NOT_IN_GROUP = "not in the group"
+# The admin page reads the group at most this often (answer or error): a page never
+# waits on AWS more than once in this long, and the states shown are this fresh.
+FLEET_CACHE_SECONDS = 15
+_ERROR_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class Work:
+    video_id: int
+    seconds: int | None  # since processing started (None: unknown)
+
+
+@dataclass(frozen=True)
+class FleetInstance:
+    instance_id: str  # "" for PROCESSING videos whose lease names no instance ("(no lease)")
+    state: str  # the LifecycleState (InService, Terminating:Wait, ...) or NOT_IN_GROUP
+    protected: bool | None  # ProtectedFromScaleIn; None when not in the group
+    videos: list[Work]
+
+
+@dataclass(frozen=True)
+class Fleet:
+    instances: list[FleetInstance]
+    work_error: str = ""  # why the videos are unknown ("" when the database answered)
+
+    @property
+    def in_group(self) -> int:
+        return sum(1 for i in self.instances if i.state != NOT_IN_GROUP)
+
+    @property
+    def busy(self) -> int:
+        return sum(1 for i in self.instances if i.state != NOT_IN_GROUP and i.videos)
+
+    @property
+    def protected(self) -> int:
+        return sum(1 for i in self.instances if i.protected)
+
+
+@dataclass(frozen=True)
+class DrainHook:
+    name: str
+    installed: bool
+    transition: str | None = None
+    heartbeat_timeout: int | None = None
+    default_result: str | None = None
+    global_timeout: int | None = None
+
+
+def fleet_of(
+    instances: Sequence[Mapping[str, Any]],
+    work: Sequence[VideoInProgress] | None,
+    work_error: str = "",
+) -> Fleet:
+    """The group's instances (by id) with their videos, then lease holders outside it."""
+    videos: dict[str, list[Work]] = {}
+    for row in work or ():
+        videos.setdefault(row.instance_id, []).append(Work(row.video_id, row.seconds))
+    out = [
+        FleetInstance(
+            instance_id=str(i["InstanceId"]),
+            state=str(i.get("LifecycleState", "?")),
+            protected=bool(i.get("ProtectedFromScaleIn", False)),
+            videos=videos.pop(str(i["InstanceId"]), []),
+        )
+        for i in sorted(instances, key=lambda i: str(i["InstanceId"]))
+    ]
+    out += [FleetInstance(iid, NOT_IN_GROUP, None, held) for iid, held in sorted(videos.items())]
+    return Fleet(instances=out, work_error=work_error)
+
+
+def fleet_work_read() -> list[VideoInProgress]:
+    return videos_in_progress()
+
+
+def drain_hook_read(autoscaling: Any, asg_name: str) -> DrainHook:
+    """The termination lifecycle hook install_scaling_policy installs (DescribeLifecycleHooks)."""
+    found = hook_describe(autoscaling, asg_name)
+    if found is None:
+        return DrainHook(name=LIFECYCLE_HOOK_NAME, installed=False)
+    return DrainHook(
+        name=LIFECYCLE_HOOK_NAME,
+        installed=True,
+        transition=found.get("LifecycleTransition"),
+        heartbeat_timeout=found.get("HeartbeatTimeout"),
+        default_result=found.get("DefaultResult"),
+        global_timeout=found.get("GlobalTimeout"),
+    )
+
+
+def _instances_cached(asg_name: str) -> list[dict[str, Any]] | str:
+    key = f"scaling:fleet-instances:{asg_name}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cast("list[dict[str, Any]] | str", cached)
+    result: list[dict[str, Any]] | str
+    try:
+        autoscaling = autoscaling_client(role="status", for_page=True)
+        groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])[
+            "AutoScalingGroups"
+        ]
+        if groups:
+            result = [
+                {k: i.get(k) for k in ("InstanceId", "LifecycleState", "ProtectedFromScaleIn")}
+                for i in groups[0].get("Instances", [])
+            ]
+        else:
+            result = f"group {asg_name!r} does not exist in region {scaling_settings().region}"
+    except (BotoCoreError, ClientError, ResponseParserError) as exc:
+        result = error_one_line(exc, limit=_ERROR_LIMIT)
+    cache.set(key, result, FLEET_CACHE_SECONDS)
+    return result
+
+
+def fleet_page_get(*, asg_name: str | None = None) -> Fleet | str:
+    """For pages: the fleet, or the one line that says why it is unknown.
+
+    One short AWS attempt (``for_page``), remembered for FLEET_CACHE_SECONDS;
+    the videos are read from the database every time.
+    """
+    name = asg_name or scaling_settings().asg_name
+    instances = _instances_cached(name)
+    if isinstance(instances, str):
+        return f"fleet unknown ({instances})"
+    try:
+        work: list[VideoInProgress] | None = fleet_work_read()
+        error = ""
+    except DatabaseError as exc:  # the instances still show, without their videos
+        work, error = None, error_one_line(exc, limit=_ERROR_LIMIT)
+    return fleet_of(instances, work, error)
