@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run status test lint typecheck pytest soak bench bench-query bench-leases clean
+.PHONY: run status demo test lint typecheck pytest soak bench bench-query bench-leases clean
 
 RUN_STAMP := $(VENV)/.installed-run
 
@@ -26,10 +26,19 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 run: $(RUN_STAMP)
 	$(BIN)/python -m devstack
 
+# Where `make run` keeps its state and writes devstack.env (the settings' ACADEMY_VAR_DIR).
+DEVSTACK_VAR := $(or $(ACADEMY_VAR_DIR),var)
+
 # scaling_status against what `make run` started (its endpoint, queue and key).
 status: $(RUN_STAMP)
-	@test -f var/devstack.env || { echo "error: var/devstack.env not found: start the stack with make run first"; exit 2; }
-	set -a; . ./var/devstack.env; set +a; $(BIN)/python manage.py scaling_status
+	@test -f $(DEVSTACK_VAR)/devstack.env || { echo "error: $(DEVSTACK_VAR)/devstack.env not found: start the stack with make run first"; exit 2; }
+	set -a; . $(abspath $(DEVSTACK_VAR))/devstack.env; set +a; $(BIN)/python manage.py scaling_status
+
+# Upload VIDEOS videos into the stack `make run` started and watch the loop close:
+# backlog published, desired capacity up, workers claim, videos READY, capacity back down.
+VIDEOS ?= 10
+demo: $(RUN_STAMP)
+	$(BIN)/python -m devstack.demo --videos $(VIDEOS)
 
 test: $(STAMP) lint typecheck pytest
 

@@ -3,8 +3,10 @@
 On embedded defaults nothing needs to be running: SQLite and a filesystem
 broker under var/. When no AWS endpoint or credentials are configured, a local
 AWS endpoint (moto's server) is started on 127.0.0.1:5000 with the SQS queue
-and the Auto Scaling group created, and the app is pointed at it. Ctrl-C
-stops everything.
+and the Auto Scaling group created, and the app is pointed at it; the local
+fleet (devstack.fleet: a stand-in for target tracking, and one video worker per
+instance of the group) closes the loop there. Never against real AWS. Ctrl-C
+stops everything, the video workers included.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from devstack.localaws import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The settings' rule (academy/settings.py): a second stack can live in another directory.
+VAR_DIR = Path(os.environ.get("ACADEMY_VAR_DIR") or BASE_DIR / "var")
+# How long the stand-in job holds each video locally: long enough to watch work in progress.
+LOCAL_HOLD_SECONDS = "20"
 
 
 def _aws_configured() -> bool:
@@ -53,9 +59,11 @@ def _run(args: list[str], env: dict[str, str]) -> None:
     subprocess.run([sys.executable, *args], cwd=BASE_DIR, env=env, check=True)
 
 
-ENV_FILE = BASE_DIR / "var" / "devstack.env"
-# What a second shell needs to reach the same stack (`make status` reads it).
+ENV_FILE = VAR_DIR / "devstack.env"
+# What a second shell needs to reach the same stack (`make status`, `make demo` read it).
 _SHARED_NAMES = (
+    "ACADEMY_VAR_DIR",
+    "DATABASE_URL",
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
     *LOCAL_CREDENTIALS,
@@ -74,7 +82,7 @@ def _env_file_write(env: dict[str, str]) -> None:
 
 def _admin_ensure(env: dict[str, str]) -> None:
     """A local login for the admin, created once; its password is kept under var/."""
-    password_file = BASE_DIR / "var" / "admin-password.txt"
+    password_file = VAR_DIR / "admin-password.txt"
     if not password_file.exists():
         password_file.parent.mkdir(parents=True, exist_ok=True)
         password_file.write_text(secrets.token_urlsafe(12))
@@ -103,7 +111,8 @@ def _admin_ensure(env: dict[str, str]) -> None:
 def main() -> int:
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []
-    if not _aws_configured():
+    local = not _aws_configured()
+    if local:
         print("No AWS endpoint or credentials configured: starting a local one on 127.0.0.1:5000")
         env.update(LOCAL_CREDENTIALS)
         moto, endpoint = moto_server_start("127.0.0.1", 5000)
@@ -115,20 +124,30 @@ def main() -> int:
         env.setdefault("SCALING_SQS_QUEUE_URL", created["queue_url"])
         # Ten-second slots so a newcomer sees values arrive quickly.
         env.setdefault("SCALING_PUBLISH_INTERVAL_SECONDS", "10")
+        env.setdefault("VIDEO_WORKER_HOLD_SECONDS", LOCAL_HOLD_SECONDS)
     env.setdefault("INTERNAL_API_KEY", "local-" + secrets.token_hex(8))
+    env.setdefault("WORKER_API_KEY", "local-worker-" + secrets.token_hex(8))
     env.setdefault("PYTHONUNBUFFERED", "1")
 
     _env_file_write(env)
     _run(["manage.py", "migrate", "--no-input", "-v", "0"], env)
     _admin_ensure(env)
+    # (command, apart): on the local endpoint the fleet's video workers release their
+    # videos at Ctrl-C, through the web server; so the fleet and the web server are kept
+    # out of the terminal's Ctrl-C (a session of their own) and stopped below in order.
     commands = [
-        [sys.executable, "manage.py", "runserver", "127.0.0.1:8000", "--noreload"],
-        [sys.executable, *worker_argv("devstack-worker")],
-        [sys.executable, *beat_argv()],
+        ([sys.executable, "manage.py", "runserver", "127.0.0.1:8000", "--noreload"], local),
+        ([sys.executable, *worker_argv("devstack-worker")], False),
+        ([sys.executable, *beat_argv()], False),
     ]
-    for command in commands:
-        children.append(subprocess.Popen(command, cwd=BASE_DIR, env=env))
+    if local:
+        # The stand-in for target tracking and one video worker per instance (moto only).
+        commands.append(([sys.executable, "-m", "devstack.fleet"], True))
+    for command, apart in commands:
+        children.append(subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=apart))
     print("Admin: http://127.0.0.1:8000/admin/   In another shell: make status")
+    if local:
+        print("Put work in from another shell: make demo VIDEOS=20 (then watch make status)")
     stopping = False
 
     def _stop(signum: int, frame: object) -> None:
@@ -141,15 +160,22 @@ def main() -> int:
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.5)
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        # The fleet first (its workers release their videos while the API answers).
+        if local:
+            _children_stop(children[-1:])
+        _children_stop(children)
     return 0 if stopping else 1
+
+
+def _children_stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 if __name__ == "__main__":
