@@ -41,6 +41,11 @@ FALLBACK_CONFIG = _config(connect_timeout=1, read_timeout=2, attempts=2)
 ADMIN_CONFIG = _config(connect_timeout=3, read_timeout=10, attempts=3)
 # A web page waits for no outage: one short attempt, then the page says so.
 PAGE_CONFIG = _config(connect_timeout=1, read_timeout=2, attempts=1)
+# SetInstanceProtection inside a worker's claim: the claim waits for it, so one
+# attempt of 2 s at worst (connect 1 + read 1); the reconciler catches up after.
+CLAIM_PROTECT_CONFIG = _config(connect_timeout=1, read_timeout=1, attempts=1)
+# The fleet reconciler, once per slot: one attempt; throttling waits for the next slot.
+FLEET_CONFIG = _config(connect_timeout=1, read_timeout=2, attempts=1)
 
 
 # Who makes the call: each role has its own least-privilege document in deploy/iam/<role>.json.
@@ -129,6 +134,14 @@ def sqs_client(*, for_command: bool = False) -> SQSClient:
 
 def autoscaling_client(*, role: AwsRole = "installer", for_page: bool = False) -> AutoScalingClient:
     return _client("autoscaling", PAGE_CONFIG if for_page else ADMIN_CONFIG, role=role)
+
+
+def fleet_client(*, for_claim: bool = False) -> AutoScalingClient:
+    """The API role's Auto Scaling client: instance protection and lifecycle actions
+    (scaling.fleet), held to deploy/iam/publisher.json."""
+    return _client(
+        "autoscaling", CLAIM_PROTECT_CONFIG if for_claim else FLEET_CONFIG, role="publisher"
+    )
 
 
 def ssm_client() -> Any:

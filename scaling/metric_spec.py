@@ -13,6 +13,10 @@ from scaling.conf import ScalingSettings, scaling_settings
 
 OLDEST_AGE_METRIC_NAME = "OldestBacklogAgeSeconds"
 RECOVERED_METRIC_NAME = "RecoveredVideos"
+# The fleet reconciler's view of the group (scaling.fleet.reconcile), published
+# only in a slot where it read the group.
+BUSY_METRIC_NAME = "BusyInstances"
+PROTECTED_METRIC_NAME = "ProtectedInstances"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class MetricSpec:
     oldest_age_metric_name: str = OLDEST_AGE_METRIC_NAME
     oldest_age_unit: str = "Seconds"
     recovered_metric_name: str = RECOVERED_METRIC_NAME
+    busy_metric_name: str = BUSY_METRIC_NAME
+    protected_metric_name: str = PROTECTED_METRIC_NAME
 
     def dimensions_api(self) -> list[dict[str, str]]:
         """Dimensions in the Name/Value shape CloudWatch and Auto Scaling both take."""

@@ -34,6 +34,18 @@ class MetricPublication(models.Model):
         help_text="Videos whose lease had expired, sent back to the queue or failed in this slot; "
         "empty when recovery did not run.",
     )
+    busy_instances = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="Instances of the group holding a live lease; empty when the fleet "
+        "reconciler did not run.",
+    )
+    protected_instances = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="Instances of the group protected from scale-in after the reconciler's "
+        "changes; empty when it did not run.",
+    )
     asg_name = models.CharField(max_length=255)
     recorded_at = models.DateTimeField(auto_now_add=True)
     spooled = models.BooleanField(

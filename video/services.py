@@ -69,8 +69,10 @@ class RenewResult:
     ok: bool
     expires_at: datetime | None = None
     reason: str | None = None  # "lease-lost" or "unknown" when not ok
-    # Reserved for the termination lifecycle hook: "finish or release, then stop".
+    # "Finish this video, take no other": the caller sets it (the worker API asks
+    # scaling.fleet whether ``instance_id`` is leaving the group).
     drain: bool = False
+    instance_id: str = ""  # the instance the lease names ("" when not ok, or none named)
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,11 @@ def video_upload(*, title: str) -> Video:
 def video_claim(*, video_id: int, instance_id: str, worker_id: str) -> Lease | ClaimRefusal:
     """UPLOADED, or PROCESSING without a live lease, -> PROCESSING for this worker."""
     conf = video_settings()
+    # A lost lease may be taken over before recovery sees it, but only while
+    # attempts remain: a video at the most attempts waits for recovery to fail it
+    # with the reason, so that workers that keep dying cannot keep it alive.
     claimable = Q(status=VideoStatus.UPLOADED) | (
-        Q(status=VideoStatus.PROCESSING) & lease_expired_q()
+        Q(status=VideoStatus.PROCESSING, attempts__lt=conf.max_attempts) & lease_expired_q()
     )
     for _ in range(_CLAIM_TRIES):
         token = secrets.token_urlsafe(24)
@@ -189,9 +194,9 @@ def video_lease_renew(*, video_id: int, token: str) -> RenewResult:
         .update(lease_expires_at=_lease_expiry(conf.lease_seconds), updated_at=Now())
     )
     if updated:
-        expires_at = _held(video_id, token).values_list("lease_expires_at", flat=True).first()
-        if expires_at is not None:
-            return RenewResult(ok=True, expires_at=expires_at)
+        row = _held(video_id, token).values_list("lease_expires_at", "lease_instance_id").first()
+        if row is not None and row[0] is not None:
+            return RenewResult(ok=True, expires_at=row[0], instance_id=row[1])
     if not Video.objects.filter(pk=video_id).exists():
         return RenewResult(ok=False, reason=UNKNOWN)
     logger.info("Video lease lost at renewal | video_id=%s", video_id)

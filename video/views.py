@@ -9,6 +9,11 @@ The key is ``X-Worker-Key`` against ``WORKER_API_KEY`` (constant-time, with the
 same comparison as the audit endpoint): a header of its own, so the audit key
 (``X-Internal-Key``) can never claim a video, and no key configured refuses
 everyone.
+
+The fleet (``scaling.fleet.protection``, the only AWS behind these views): a
+successful claim protects the claiming instance from scale-in before it answers
+(``"protected"``), and a renewal answers ``"drain": true`` when the lease's
+instance is leaving the group.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from scaling.audit.internal_auth import internal_key_refusal
 from scaling.errors import error_one_line
+from scaling.fleet.protection import instance_draining, instance_protect_for_claim
 from video import services
 from video.conf import worker_api_keys
 from video.models import Video
@@ -161,10 +167,13 @@ def _claim(request: HttpRequest, video_id: int) -> dict[str, Any]:
     if isinstance(result, ClaimRefusal):
         sentence = CLAIM_REFUSAL_SENTENCES[result].format(id=video_id)
         raise BadRequest(409, sentence, reason=result.value)
-    return _lease_json(result)
+    # Before answering: no encode starts on an instance scale-in may pick. Bounded
+    # (~2 s) and never raising; the lease is granted whatever AWS says.
+    protected = instance_protect_for_claim(body["instance_id"])
+    return _lease_json(result, protected=protected)
 
 
-def _lease_json(lease: Lease) -> dict[str, Any]:
+def _lease_json(lease: Lease, *, protected: bool | None) -> dict[str, Any]:
     return {
         "video_id": lease.video_id,
         "token": lease.token,
@@ -172,8 +181,8 @@ def _lease_json(lease: Lease) -> dict[str, Any]:
         "lease_seconds": lease.lease_seconds,
         "renew_seconds": lease.renew_seconds,
         "attempts": lease.attempts,
-        # Scale-in protection of the claiming instance: not done by the API yet.
-        "protected": None,
+        # Scale-in protection of the claiming instance (None: not an EC2 instance id).
+        "protected": protected,
     }
 
 
@@ -187,7 +196,8 @@ def _renew(request: HttpRequest, video_id: int) -> dict[str, Any]:
     return {
         "video_id": video_id,
         "lease_expires_at": result.expires_at.isoformat(),
-        "drain": result.drain,
+        # The instance is leaving the group: finish this video, take no other.
+        "drain": result.drain or instance_draining(result.instance_id),
     }
 
 

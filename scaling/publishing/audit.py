@@ -43,6 +43,8 @@ def audit_record_build(result: TickResult, *, conf: ScalingSettings) -> dict[str
         "processing_count": result.processing,
         "oldest_waiting_seconds": result.oldest_waiting_seconds,
         "recovered_count": result.recovered,
+        "busy_instances": result.busy_instances,
+        "protected_instances": result.protected_instances,
         "asg_name": conf.asg_name,
         "spooled": False,
     }

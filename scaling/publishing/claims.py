@@ -1,4 +1,5 @@
-"""State that must outlive a database outage: slot claims and the audit spool.
+"""State that must outlive a database outage: slot claims, the audit spool and the
+fleet's marks (scaling.fleet: when an instance was last busy, known protected, draining).
 
 Redis in production (the broker's own server); a directory on embedded
 defaults. If Redis itself is unreachable the spool falls back to a local
@@ -12,10 +13,10 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import redis
 from django.conf import settings
@@ -26,6 +27,8 @@ from scaling.publishing.slots import environment_key
 CLAIM_PREFIX = "academy:scaling:slot:"
 SPOOL_PREFIX = "academy:scaling:audit-spool:"
 UP_SINCE_PREFIX = "academy:scaling:database-up-since:"
+MARKS_PREFIX = "academy:scaling:fleet:"
+MARKS_KEEP_SECONDS = 24 * 3600  # a kind of mark nobody wrote for a day is dropped (Redis)
 
 
 class StateUnavailable(Exception):
@@ -47,6 +50,14 @@ class StateStore(Protocol):
         """Since when the database has answered every tick (None: not known to be up).
         ``healthy`` True/False records this tick's finding; None only reads."""
         ...
+
+    # Marks: per environment, ``kind`` -> {name: a number}, e.g. "busy" -> {instance id:
+    # when it was last seen holding a live lease}. Each raises StateUnavailable.
+    def marks_get(self, kind: str) -> dict[str, float]: ...
+
+    def marks_set(self, kind: str, values: Mapping[str, float]) -> None: ...
+
+    def marks_clear(self, kind: str, names: Iterable[str]) -> None: ...
 
 
 class FileStateStore:
@@ -123,6 +134,42 @@ class FileStateStore:
         except (OSError, ValueError):
             return None
 
+    def _marks_dir(self, kind: str) -> Path:
+        return self.claims.parent / "fleet" / quote(kind, safe="")
+
+    def marks_get(self, kind: str) -> dict[str, float]:
+        folder = self._marks_dir(kind)
+        marks: dict[str, float] = {}
+        try:
+            paths = list(folder.iterdir()) if folder.exists() else []
+            for path in paths:
+                if path.name.startswith("."):
+                    continue
+                with contextlib.suppress(OSError, ValueError):  # removed meanwhile, half written
+                    marks[unquote(path.name)] = float(path.read_text())
+        except OSError as exc:
+            raise StateUnavailable(f"marks directory {folder}: {exc}") from exc
+        return marks
+
+    def marks_set(self, kind: str, values: Mapping[str, float]) -> None:
+        folder = self._marks_dir(kind)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, value in values.items():
+                tmp = folder / f".{uuid.uuid4().hex}"
+                tmp.write_text(repr(float(value)))
+                tmp.rename(folder / quote(name, safe=""))  # atomic, as the spool
+        except OSError as exc:
+            raise StateUnavailable(f"marks directory {folder}: {exc}") from exc
+
+    def marks_clear(self, kind: str, names: Iterable[str]) -> None:
+        folder = self._marks_dir(kind)
+        try:
+            for name in names:
+                (folder / quote(name, safe="")).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StateUnavailable(f"marks directory {folder}: {exc}") from exc
+
 
 class RedisStateStore:
     def __init__(self, url: str, fallback: FileStateStore, *, environment: str) -> None:
@@ -132,6 +179,7 @@ class RedisStateStore:
         # Each environment drains only its own spool into its own database.
         self.spool_key = SPOOL_PREFIX + environment
         self.up_since_key = UP_SINCE_PREFIX + environment
+        self.environment = environment
 
     def slot_claim(self, slot_key: str, ttl_seconds: int) -> bool:
         try:
@@ -172,6 +220,41 @@ class RedisStateStore:
             return float(raw) if raw is not None else None
         except (redis.RedisError, ValueError):
             return None
+
+    def _marks_key(self, kind: str) -> str:
+        return f"{MARKS_PREFIX}{kind}:{self.environment}"
+
+    def marks_get(self, kind: str) -> dict[str, float]:
+        try:
+            raw = self.client.hgetall(self._marks_key(kind))
+        except redis.RedisError as exc:
+            raise StateUnavailable(f"Redis: {exc}") from exc
+        marks: dict[str, float] = {}
+        for name, value in raw.items():
+            with contextlib.suppress(ValueError):
+                marks[name.decode() if isinstance(name, bytes) else str(name)] = float(value)
+        return marks
+
+    def marks_set(self, kind: str, values: Mapping[str, float]) -> None:
+        if not values:
+            return
+        key = self._marks_key(kind)
+        try:
+            pipe = self.client.pipeline()
+            pipe.hset(key, mapping={name: repr(float(v)) for name, v in values.items()})
+            pipe.expire(key, MARKS_KEEP_SECONDS)
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise StateUnavailable(f"Redis: {exc}") from exc
+
+    def marks_clear(self, kind: str, names: Iterable[str]) -> None:
+        names = list(names)
+        if not names:
+            return
+        try:
+            self.client.hdel(self._marks_key(kind), *names)
+        except redis.RedisError as exc:
+            raise StateUnavailable(f"Redis: {exc}") from exc
 
     def spool_size(self) -> int:
         size = self.fallback.spool_size()

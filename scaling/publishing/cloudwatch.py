@@ -29,9 +29,12 @@ def metric_datums_build(
     backlog: int,
     oldest_age_seconds: float | None,
     recovered: int | None = None,
+    busy_instances: int | None = None,
+    protected_instances: int | None = None,
 ) -> list[dict[str, Any]]:
     """The slot's datums, all with the spec's dimensions. A value that was not
-    measured this slot (no oldest video, recovery not run) is left out, never 0."""
+    measured this slot (no oldest video, recovery or the fleet reconciler not run)
+    is left out, never 0."""
     if backlog < 0:
         raise ValueError(f"backlog {backlog} is negative")
     datums: list[dict[str, Any]] = [
@@ -55,17 +58,23 @@ def metric_datums_build(
                 "StorageResolution": spec.storage_resolution,
             }
         )
-    if recovered is not None:
-        datums.append(
-            {
-                "MetricName": spec.recovered_metric_name,
-                "Dimensions": spec.dimensions_api(),
-                "Timestamp": timestamp,
-                "Value": float(recovered),
-                "Unit": "Count",
-                "StorageResolution": spec.storage_resolution,
-            }
-        )
+    counts = (
+        (spec.recovered_metric_name, recovered),
+        (spec.busy_metric_name, busy_instances),
+        (spec.protected_metric_name, protected_instances),
+    )
+    for name, count in counts:
+        if count is not None:
+            datums.append(
+                {
+                    "MetricName": name,
+                    "Dimensions": spec.dimensions_api(),
+                    "Timestamp": timestamp,
+                    "Value": float(count),
+                    "Unit": "Count",
+                    "StorageResolution": spec.storage_resolution,
+                }
+            )
     return datums
 
 
@@ -118,6 +127,8 @@ def metric_publish(
     backlog: int,
     oldest_age_seconds: float | None,
     recovered: int | None = None,
+    busy_instances: int | None = None,
+    protected_instances: int | None = None,
     timeout_seconds: float = 0,
 ) -> int:
     """Publish the datums; return how many attempts it took."""
@@ -127,6 +138,8 @@ def metric_publish(
         backlog=backlog,
         oldest_age_seconds=oldest_age_seconds,
         recovered=recovered,
+        busy_instances=busy_instances,
+        protected_instances=protected_instances,
     )
     client = cloudwatch_client()
     attempts = 0

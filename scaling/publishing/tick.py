@@ -16,6 +16,7 @@ from typing import Any
 from django.utils import timezone
 
 from scaling.conf import ScalingSettings, scaling_settings
+from scaling.fleet.reconcile import fleet_reconcile, fleet_timeout_seconds
 from scaling.metric_spec import metric_spec_get
 from scaling.models import PublicationSource, PublicationStatus
 from scaling.publishing.audit import audit_record_build, tick_audit_record
@@ -64,6 +65,9 @@ class TickResult:
     processing: int | None = None
     oldest_waiting_seconds: float | None = None
     recovered: int | None = None  # videos whose lease expired; None: recovery did not run
+    # The group's instances holding a live lease / protected; None: the reconciler did not run.
+    busy_instances: int | None = None
+    protected_instances: int | None = None
     audit: str = ""  # recorded | spooled | none
     spool_drained: int = 0
 
@@ -132,6 +136,7 @@ def backlog_tick(
         return remaining if cap is None else min(cap, remaining)
 
     errors: list[str] = []
+    fleet_notes: list[str] = []  # after the publication's own errors: they come first
     result = TickResult(
         slot_start=slot, published=False, value=None, source=None, status=TickStatus.FAILED
     )
@@ -160,6 +165,16 @@ def backlog_tick(
         result.recovered = recovery.recovered
         if recovery.note and result.source == PublicationSource.DB:
             errors.append(recovery.note)
+        # Instance protection and lifecycle actions, from the leases just measured.
+        fleet = fleet_reconcile(
+            store=store,
+            database_answered=result.source == PublicationSource.DB,
+            now=time.time(),
+            timeout_seconds=left(fleet_timeout_seconds(conf.interval)),
+        )
+        result.busy_instances, result.protected_instances = fleet.busy, fleet.protected
+        if fleet.note and result.source == PublicationSource.DB:
+            fleet_notes.append(fleet.note)
 
     if result.value is None:
         # Invariant 1: nothing measured, nothing published. No datapoint keeps
@@ -180,17 +195,19 @@ def backlog_tick(
             backlog=result.value,
             oldest_age_seconds=result.oldest_waiting_seconds,
             recovered=result.recovered,
+            busy_instances=result.busy_instances,
+            protected_instances=result.protected_instances,
             timeout_seconds=left(),
         )
     except MetricPublishError as exc:
         errors.append(f"cloudwatch: {exc}"[:1000])
         result.status = TickStatus.FAILED
-        result.error = "; ".join(errors)
+        result.error = "; ".join(errors + fleet_notes)
         return _finish(result, conf=conf, started=started, dry_run=dry_run)
 
     result.published = True
     result.status = TickStatus.PUBLISHED
-    result.error = "; ".join(errors)  # e.g. why the database was skipped for SQS
+    result.error = "; ".join(errors + fleet_notes)  # e.g. why the database was skipped
     return _finish(result, conf=conf, started=started, dry_run=dry_run)
 
 

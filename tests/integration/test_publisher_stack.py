@@ -170,13 +170,16 @@ def test_aws_down_for_a_slot_is_retried_recorded_and_the_next_slot_publishes(
     assert failed.returncode == 1
     first = json_last_line(failed.stdout)
     assert first["status"] == "failed"
+    # The fleet reconciler's read of the group failed too; its note comes after.
+    cloudwatch_error, _, fleet_note = first["error"].partition("; fleet: ")
+    assert fleet_note.startswith("DescribeAutoScalingGroups failed")
     if fault == "refuse":
-        assert first["error"].startswith("cloudwatch: EndpointConnectionError")
-        assert first["error"].endswith("(3 attempts)")  # nothing sent: retried, bounded
+        assert cloudwatch_error.startswith("cloudwatch: EndpointConnectionError")
+        assert cloudwatch_error.endswith("(3 attempts)")  # nothing sent: retried, bounded
     else:
         # Sent and not answered in time: not retried, so never stored twice.
-        assert first["error"].startswith("cloudwatch: ReadTimeoutError")
-        assert first["error"].endswith("not retried (CloudWatch may hold it) (1 attempts)")
+        assert cloudwatch_error.startswith("cloudwatch: ReadTimeoutError")
+        assert cloudwatch_error.endswith("not retried (CloudWatch may hold it) (1 attempts)")
     assert first["duration_ms"] < (INTERVAL - 2) * 1000, "the tick outlived its budget"
     assert elapsed < INTERVAL, f"the command took {elapsed:.1f} s"
     assert published.returncode == 0, published.stderr

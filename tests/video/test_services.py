@@ -440,3 +440,19 @@ def test_upload_makes_an_uploaded_video() -> None:
         0,
         "",
     )
+
+
+def test_a_lost_lease_at_the_most_attempts_is_left_for_recovery_to_fail(settings: Any) -> None:
+    from tests.factories import video_leased
+    from video.services import ClaimRefusal, video_claim, videos_recover_expired
+
+    settings.VIDEO_MAX_ATTEMPTS = "2"
+    taken_over = video_leased(expires_in=-5, attempts=1)
+    exhausted = video_leased(expires_in=-5, attempts=2)
+
+    first = video_claim(video_id=taken_over.pk, instance_id="i-0new", worker_id="w-new")
+    second = video_claim(video_id=exhausted.pk, instance_id="i-0new", worker_id="w-new")
+    [recovery] = videos_recover_expired(max_attempts=2)
+
+    assert (getattr(first, "attempts", None), second) == (2, ClaimRefusal.TAKEN)
+    assert (recovery.video_id, recovery.status) == (exhausted.pk, "FAILED")
