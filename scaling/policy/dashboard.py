@@ -140,9 +140,18 @@ def dashboard_body_build(
             f"Videos recovered from lost leases ({spec.recovered_metric_name})",
             [_published(spec, spec.recovered_metric_name, {"stat": "Sum", "period": 60})],
         ),
+        _graph(
+            region,
+            f"Fleet: busy and protected instances ({spec.busy_metric_name}, "
+            f"{spec.protected_metric_name})",
+            [
+                _published(spec, name, {"stat": "Maximum", "period": period})
+                for name in (spec.busy_metric_name, spec.protected_metric_name)
+            ],
+        ),
         {"title": "Scaling alarms", "alarms": alarm_arns, "sortBy": "stateUpdatedTimestamp"},
     ]
-    kinds = ["metric"] * 5 + ["alarm"]
+    kinds = ["metric"] * 6 + ["alarm"]
     return {
         "start": "-PT6H",
         "periodOverride": "inherit",

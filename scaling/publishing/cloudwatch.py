@@ -37,44 +37,27 @@ def metric_datums_build(
     is left out, never 0."""
     if backlog < 0:
         raise ValueError(f"backlog {backlog} is negative")
-    datums: list[dict[str, Any]] = [
-        {
-            "MetricName": spec.metric_name,
+
+    def datum(name: str, value: float, unit: str) -> dict[str, Any]:
+        return {
+            "MetricName": name,
             "Dimensions": spec.dimensions_api(),
             "Timestamp": timestamp,
-            "Value": float(backlog),
-            "Unit": spec.unit,
+            "Value": value,
+            "Unit": unit,
             "StorageResolution": spec.storage_resolution,
         }
-    ]
+
+    datums = [datum(spec.metric_name, float(backlog), spec.unit)]
     if oldest_age_seconds is not None and math.isfinite(oldest_age_seconds):
-        datums.append(
-            {
-                "MetricName": spec.oldest_age_metric_name,
-                "Dimensions": spec.dimensions_api(),
-                "Timestamp": timestamp,
-                "Value": round(max(0.0, oldest_age_seconds), 3),
-                "Unit": spec.oldest_age_unit,
-                "StorageResolution": spec.storage_resolution,
-            }
-        )
+        age = round(max(0.0, oldest_age_seconds), 3)
+        datums.append(datum(spec.oldest_age_metric_name, age, spec.oldest_age_unit))
     counts = (
         (spec.recovered_metric_name, recovered),
         (spec.busy_metric_name, busy_instances),
         (spec.protected_metric_name, protected_instances),
     )
-    for name, count in counts:
-        if count is not None:
-            datums.append(
-                {
-                    "MetricName": name,
-                    "Dimensions": spec.dimensions_api(),
-                    "Timestamp": timestamp,
-                    "Value": float(count),
-                    "Unit": "Count",
-                    "StorageResolution": spec.storage_resolution,
-                }
-            )
+    datums += [datum(name, float(n), "Count") for name, n in counts if n is not None]
     return datums
 
 

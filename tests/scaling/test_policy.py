@@ -460,7 +460,13 @@ def test_every_dashboard_metric_has_exactly_the_published_dimensions(
         )
     )
     datums = metric_datums_build(
-        spec=spec, timestamp=datetime.now(UTC), backlog=1, oldest_age_seconds=5.0, recovered=0
+        spec=spec,
+        timestamp=datetime.now(UTC),
+        backlog=1,
+        oldest_age_seconds=5.0,
+        recovered=0,
+        busy_instances=1,
+        protected_instances=1,
     )
     published = {
         (d["MetricName"], tuple((x["Name"], x["Value"]) for x in d["Dimensions"])) for d in datums
@@ -510,5 +516,6 @@ def test_dashboard_shows_the_target_line_and_every_alarm() -> None:
         "Instances: desired, in service, maximum",
         "Oldest waiting video (s) and the acceptable wait",
         "Videos recovered from lost leases (RecoveredVideos)",
+        "Fleet: busy and protected instances (BusyInstances, ProtectedInstances)",
         "Scaling alarms",
     ]
