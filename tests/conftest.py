@@ -7,6 +7,7 @@ by .ci/run) a missing server fails the run instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -52,21 +53,30 @@ def redis_base_url() -> str | None:
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A Redis database of its own for this test (db 15 on the broker's server), emptied."""
+def redis_databases() -> Iterator[list[str]]:
+    """Two empty Redis databases this test holds (2..13 on the broker's server), emptied after.
+
+    Held, not fixed: engineers who share a machine share its Redis, and with fixed
+    numbers one run's flush wipes another run's slot claims (tests/support/stack.py).
+    """
+    from tests.support.stack import redis_databases_held
+
     base = redis_base_url()
     if not base:
         service_missing("needs Redis: set CELERY_BROKER_URL=redis://...")
         raise AssertionError  # unreachable
-    url = base.rsplit("/", 1)[0] + "/15" if base.count("/") >= 3 else base + "/15"
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        client.flushdb()
-    except redis.RedisError as exc:
-        service_missing(f"Redis at {base} is unreachable: {exc}")
-    yield url
-    client.flushdb()
-    client.close()
+    with contextlib.ExitStack() as held:
+        try:
+            urls = held.enter_context(redis_databases_held(base, 2))
+        except redis.RedisError as exc:
+            service_missing(f"Redis at {base} is unreachable: {exc}")
+        yield urls
+
+
+@pytest.fixture
+def redis_url(redis_databases: list[str]) -> str:
+    """The publisher's state (slot claims, spool, database up-since) for this test."""
+    return redis_databases[0]
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from django.db import connection
 
 from devstack.faultproxy import TcpProxy
@@ -30,13 +29,9 @@ def aws_proxy(aws: dict[str, str]) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture
-def broker_url(redis_url: str) -> Iterator[str]:
-    url = redis_url.rsplit("/", 1)[0] + "/14"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+def broker_url(redis_databases: list[str]) -> str:
+    """The celery broker, a database of this test's own: no other run's beat feeds ours."""
+    return redis_databases[1]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def test_short_soak_holds_the_invariants(postgres: None, redis_url: str, tmp_pat
         seed=20261126,
         load_rate=100,
         keep=tmp_path,
-        redis_url=base.rsplit("/", 1)[0] + "/13",
+        redis_url=redis_url,
     )
 
     print(report.table())

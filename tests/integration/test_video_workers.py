@@ -14,7 +14,6 @@ use the shared fixtures' databases 14 and 15, neither feed nor flush ours.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import signal
@@ -23,7 +22,6 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,20 +29,17 @@ from functools import partial
 from typing import Any
 
 import pytest
-import redis
 from django.db.models import Q, Sum
 from django.db.models.functions import Now
 
 from devstack.faultproxy import TcpProxy
 from scaling.models import MetricPublication
 from scaling.publishing.audit import spool_flush
-from tests.conftest import redis_base_url, service_missing
 from tests.integration.conftest import INTERVAL
 from tests.support.stack import (
     Stack,
     datapoints,
     json_last_line,
-    redis_databases_held,
     wait_for,
 )
 from video.models import Video, VideoRecovery, VideoStatus
@@ -66,33 +61,6 @@ _CLAIMED = re.compile(r"claimed video (\d+) \(attempt (\d+)")
 # What ends a claim: "finished video N: READY", "released video N: ...",
 # "video N: job stopped ...", "video N not finished ...", "video N not released ...".
 _ENDED = re.compile(r"(?:finished |released )?video (\d+)(?::| not finished| not released)")
-
-
-@pytest.fixture
-def redis_databases() -> Iterator[list[str]]:
-    """Two Redis databases of this run's own: other runs on this machine use 14 and 15."""
-    base = redis_base_url()
-    if not base:
-        service_missing("needs Redis: set CELERY_BROKER_URL=redis://...")
-        raise AssertionError  # unreachable
-    with contextlib.ExitStack() as held:
-        try:
-            urls = held.enter_context(redis_databases_held(base, 2))
-        except redis.RedisError as exc:
-            service_missing(f"Redis at {base} is unreachable: {exc}")
-        yield urls
-
-
-@pytest.fixture
-def redis_url(redis_databases: list[str]) -> str:
-    """Overrides the shared fixture: the publisher's state (slot claims, database up-since)."""
-    return redis_databases[0]
-
-
-@pytest.fixture
-def broker_url(redis_databases: list[str]) -> str:
-    """Overrides the shared fixture: the celery broker, so no other run's beat feeds ours."""
-    return redis_databases[1]
 
 
 @pytest.fixture
