@@ -3,10 +3,12 @@ store (``scaling.publishing.claims``: Redis, else a directory; per environment).
 
 Three kinds of mark, each ``{instance id: a time (epoch seconds)}``:
 
-- ``busy``: when the instance was last seen holding a live lease (by a claim or by
-  the reconciler), or first seen protected and idle. The reconciler clears an
-  instance's protection only once this is a whole slot old: a worker that takes
-  its next video within seconds does not flap protection off and on.
+- ``busy``: until when the instance is known to have held a live lease: a claim's
+  time; for the reconciler, which sees a lease only once a slot, the start of the
+  next slot (the lease may last until then); or when it was first seen protected
+  and idle. The reconciler clears an instance's protection only once this is a
+  whole slot old: a worker that takes its next video within seconds does not flap
+  protection off and on.
 - ``protected``: when the instance was last known to be protected (the claim's
   own call, or the reconciler's read). Fresh for a few slots: a claim on a known
   protected instance costs no AWS call.

@@ -210,7 +210,11 @@ class _Run:
         """This run's marks written, marks of instances that left the group dropped;
         answers the busy marks as they were before this run."""
         last_busy = marks_read(self.store, BUSY)
-        marks_write(self.store, BUSY, {i: self.now for i in busy})
+        # A lease live now may last until just before the next run: busy until the next
+        # slot starts, so the grace counts from the job's end, not from this sighting.
+        interval = self.conf.interval
+        busy_until = self.now - self.now % interval + interval
+        marks_write(self.store, BUSY, {i: busy_until for i in busy})
         marks_write(self.store, DRAINING, {i: self.now for i in terminating})
         for kind, keep in ((BUSY, states.keys()), (PROTECTED, protected), (DRAINING, terminating)):
             known = last_busy if kind == BUSY else marks_read(self.store, kind)

@@ -11,12 +11,11 @@ The API processes (gunicorn, celery) reach moto through a counting HTTP proxy
 (``tests.support.awscount``), so the test sees every request they make to AWS, in
 order; the video workers and this process talk to moto directly (their SQS calls
 and the test's own reads are not counted). Each test holds two Redis databases of
-its own (broker and publisher state), as tests/integration/test_video_workers.py.
+its own (broker and publisher state: the shared fixtures, tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import signal
 import time
@@ -26,14 +25,12 @@ from datetime import datetime
 from functools import partial
 
 import pytest
-import redis
 
 from scaling.models import MetricPublication
-from tests.conftest import redis_base_url, service_missing
 from tests.integration.conftest import INTERVAL
 from tests.scaling.fleet_support import group_instances, group_resize, protected_ids
 from tests.support.awscount import AwsRequest, CountingAwsProxy
-from tests.support.stack import Stack, redis_databases_held, wait_for
+from tests.support.stack import Stack, wait_for
 from video.models import Video, VideoStatus
 from video.services import video_upload
 
@@ -63,41 +60,15 @@ _API_FINISHED = re.compile(_STAMP + r" \w+ \S+ Video finished \| video_id=(\d+) 
 
 
 @pytest.fixture
-def redis_databases() -> Iterator[list[str]]:
-    """Two Redis databases of this run's own: other runs on this machine use 14 and 15."""
-    base = redis_base_url()
-    if not base:
-        service_missing("needs Redis: set CELERY_BROKER_URL=redis://...")
-        raise AssertionError  # unreachable
-    with contextlib.ExitStack() as held:
-        try:
-            urls = held.enter_context(redis_databases_held(base, 2))
-        except redis.RedisError as exc:
-            service_missing(f"Redis at {base} is unreachable: {exc}")
-        yield urls
-
-
-@pytest.fixture
-def redis_url(redis_databases: list[str]) -> str:
-    """Overrides the shared fixture: the publisher's state (slot claims, fleet marks)."""
-    return redis_databases[0]
-
-
-@pytest.fixture
-def broker_url(redis_databases: list[str]) -> str:
-    """Overrides the shared fixture: the celery broker, so no other run's beat feeds ours."""
-    return redis_databases[1]
-
-
-@pytest.fixture
 def counted(aws: dict[str, str]) -> Iterator[CountingAwsProxy]:
     with CountingAwsProxy(aws["endpoint"]) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def fleet(stack: Stack, counted: CountingAwsProxy) -> Stack:
-    """The stack's processes with the worker key, short leases and AWS through the counter."""
+def fleet(counted: CountingAwsProxy, stack: Stack) -> Stack:
+    """The stack's processes with the worker key, short leases and AWS through the counter
+    (set up first, so it outlives the processes: they are stopped before it closes)."""
     stack.env.update(
         {
             "WORKER_API_KEY": KEY,
@@ -156,6 +127,13 @@ def polling_wait(stack: Stack, *names: str) -> None:
 
 def job_started(stack: Stack, name: str) -> bool:
     return "job started on video" in stack.log(name) or _died(stack, name)
+
+
+def worker_claimed_at(stack: Stack, name: str) -> float:
+    """When the worker logged its first claim (after the claim's answer reached it)."""
+    found = re.search(_STAMP + r" \w+ video\.worker claimed video ", stack.log(name))
+    assert found, stack.log(name)[-2000:]
+    return epoch(found[1])
 
 
 def epoch(stamp: str) -> float:
@@ -252,7 +230,10 @@ def test_scale_in_takes_the_idle_instance_and_the_busy_ones_only_after_their_job
         )
         assert ", instance protected" in stack.log(name), stack.log(name)[-2000:]
     assert {i for _, _, i in api_claims(stack)} == {a, b}
-    assert protected_ids(aws) == {a, b}  # protected before the claims answered
+    assert protected_ids(aws) == {a, b}
+    for name, instance_id in busy.items():  # protected before the claim answered
+        [protect] = [r for r in counted.requests(SET) if instance_id in r.members("InstanceIds")]
+        assert protect.answered_at <= worker_claimed_at(stack, name) + 0.001, name
 
     # Target tracking lowers the desired capacity: only the idle instance goes.
     lowered_at = time.time()
@@ -278,7 +259,9 @@ def test_scale_in_takes_the_idle_instance_and_the_busy_ones_only_after_their_job
     ended = {i: finished[v] for _, v, i in api_claims(stack)}
     took = {i: (cleared_at(counted, i) or 0.0) - ended[i] for i in (a, b)}
     assert protected_ids(aws) == set()
-    assert all(0 < t <= bound for t in took.values()), took
+    assert all(t <= bound for t in took.values()), took
+    # And not before they had been idle for about a whole slot: the grace.
+    assert all(t >= GRACE - TICK_LATENCY for t in took.values()), took
     assert group_instances(aws).keys() == {a, b}  # nothing went while they were protected
 
     # The next lowering takes them.
