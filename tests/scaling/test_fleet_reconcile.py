@@ -23,6 +23,7 @@ from scaling.publishing.tick import backlog_tick
 from tests.factories import video_leased
 from tests.scaling.fleet_support import (
     ASG,
+    INTERVAL,
     OTHER_ASG,
     Call,
     calls,
@@ -260,3 +261,20 @@ def test_published_counts_reach_cloudwatch(aws: dict[str, str]) -> None:
         )
         assert [p["Maximum"] for p in answer["Datapoints"]] == [1.0], name
     assert group_instances(aws)[instance] == ("InService", True)
+
+
+def test_the_grace_counts_from_the_end_of_the_slot_the_lease_was_seen_in(
+    aws: dict[str, str], calls: list[Call]
+) -> None:
+    # A sighting early in a slot must not let the next run, a slot later, clear an
+    # instance whose job ended seconds before it: the grace runs from the slot's end.
+    [instance] = group_resize(aws, 1)
+    job = _busy(instance)
+    slot = time.time() // INTERVAL * INTERVAL
+    reconcile(now=slot + 1)
+    _finish(job)
+
+    next_run = reconcile(now=slot + INTERVAL + 1)  # idle a second or so: still protected
+    later_run = reconcile(now=slot + 2 * INTERVAL + 1)  # idle a whole slot: cleared
+
+    assert (next_run.unprotected, later_run.unprotected) == ([], [instance])
