@@ -141,6 +141,12 @@ def test_scaling_status_unknown_group_says_so_and_exits_0(aws: dict[str, str]) -
         "Policies: none installed.",
         "Alarms: none.",
         "Target tracking aim: unknown (needs the group and its policies).",
+        "Videos being processed: none.",
+        "Last recoveries: none.",
+        "Fleet: unavailable (LookupError: group 'no-such-asg' does not exist in region "
+        "ap-northeast-2).",
+        "Lifecycle hook academy-drain-on-terminate: not installed (install_scaling_policy "
+        "installs it).",
     ]
 
 
