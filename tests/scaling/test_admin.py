@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -260,9 +261,11 @@ def test_change_list_shows_the_fleet_above_the_chart(
 
     rows = first.split('<table id="fleet-table">', 1)[1].split("</table>", 1)[0]
     assert "Fleet: 2 in the group, 1 busy, 1 protected from scale-in</caption>" in rows
-    assert (
-        f"<tr><td>{a}</td><td>InService</td><td>yes</td><td>{video.pk}</td><td>0 s</td></tr>"
-    ) in rows
+    # Seconds since processing started: 0 on a quiet machine, a little more on a busy one.
+    assert re.search(
+        rf"<tr><td>{a}</td><td>InService</td><td>yes</td><td>{video.pk}</td><td>[0-5] s</td></tr>",
+        rows,
+    )
     assert f"<tr><td>{b}</td><td>InService</td><td>no</td><td>idle</td><td>-</td></tr>" in rows
     assert first.index('id="fleet"') < first.index('id="publication-chart-figure"')
     # One group read for the fleet and one for the policy; the second page reads the cache.

@@ -264,8 +264,9 @@ def test_published_counts_reach_cloudwatch(aws: dict[str, str]) -> None:
 
 
 def test_the_grace_counts_from_the_end_of_the_slot_the_lease_was_seen_in(
-    aws: dict[str, str], calls: list[Call]
+    aws: dict[str, str], calls: list[Call], settings: Any
 ) -> None:
+    settings.SCALING_PUBLISH_INTERVAL_SECONDS = str(INTERVAL)
     # A sighting early in a slot must not let the next run, a slot later, clear an
     # instance whose job ended seconds before it: the grace runs from the slot's end.
     [instance] = group_resize(aws, 1)
