@@ -269,12 +269,16 @@ def _soak(
                 ("PROCESSING", DB_BACKLOG[1]),
                 ("READY", 10),
             ):
+                # PROCESSING rows hold a live lease (a worker busy for the whole soak):
+                # the backlog must stay the truth the analysis expects, so lease
+                # recovery has nothing to send back to the queue (its own tests cover it).
                 conn.execute(
-                    "INSERT INTO video_video"
-                    " (title, status, created_at, updated_at, status_changed_at)"
-                    " SELECT 'Lecture ' || g, %s, now(), now(), now()"
-                    " FROM generate_series(1, %s) g",
-                    (status, n),
+                    "INSERT INTO video_video (title, status, created_at, updated_at,"
+                    " status_changed_at, lease_expires_at, lease_token, attempts)"
+                    " SELECT 'Lecture ' || g, %s, now(), now(), now(),"
+                    " CASE WHEN %s = 'PROCESSING' THEN now() + interval '1 day' END,"
+                    " 'soak-' || g, %s FROM generate_series(1, %s) g",
+                    (status, status, int(status == "PROCESSING"), n),
                 )
         web_port = port_free_get()
         # The endpoint under load talks to PostgreSQL directly: the load must
