@@ -102,29 +102,19 @@ def fleet_reconcile(
         run.stop(error_one_line(exc))
     outcome = run.outcome
     changes = outcome.protected_now or outcome.unprotected or outcome.heartbeats
+    fields = (
+        outcome.busy,
+        outcome.protected,
+        ",".join(outcome.protected_now) or "-",
+        ",".join(outcome.unprotected) or "-",
+        ",".join(outcome.heartbeats) or "-",
+        ",".join(outcome.completed) or "-",
+    )
+    counts = "busy=%s protected=%s protect=%s unprotect=%s heartbeat=%s complete=%s"
     if outcome.note:
-        logger.warning(
-            "Fleet reconcile stopped | busy=%s protected=%s protect=%s unprotect=%s "
-            "heartbeat=%s complete=%s reason=%s",
-            outcome.busy,
-            outcome.protected,
-            ",".join(outcome.protected_now) or "-",
-            ",".join(outcome.unprotected) or "-",
-            ",".join(outcome.heartbeats) or "-",
-            ",".join(outcome.completed) or "-",
-            outcome.note,
-        )
+        logger.warning("Fleet reconcile stopped | " + counts + " reason=%s", *fields, outcome.note)
     elif changes or outcome.completed:
-        logger.info(
-            "Fleet reconciled | busy=%s protected=%s protect=%s unprotect=%s heartbeat=%s "
-            "complete=%s",
-            outcome.busy,
-            outcome.protected,
-            ",".join(outcome.protected_now) or "-",
-            ",".join(outcome.unprotected) or "-",
-            ",".join(outcome.heartbeats) or "-",
-            ",".join(outcome.completed) or "-",
-        )
+        logger.info("Fleet reconciled | " + counts, *fields)
     return outcome
 
 
