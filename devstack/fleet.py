@@ -1,22 +1,20 @@
-"""`make run`'s local fleet: one video worker per instance, and target tracking's stand-in.
+"""`make run`'s local fleet: one real video worker per in-service instance of the group.
 
-moto's server keeps the Auto Scaling group but never evaluates CloudWatch alarms,
-so on the local endpoint target tracking never acts and no instance runs anything.
-``python -m devstack.fleet`` (started by the launcher on the local endpoint only;
-it refuses any endpoint off this machine) plays both parts:
+``python -m devstack.fleet`` (started by the launcher on a local endpoint only; it
+refuses any other) looks at the local group every few seconds:
 
-- ``devstack.tracking_standin.TargetTrackingStandIn``, once per slot: published
-  BacklogCount + policy -> ``capacity_aim`` -> SetDesiredCapacity on moto.
-- ``LocalFleet``, every few seconds: each InService instance of the group gets
-  a ``manage.py video_worker --instance-id <id>`` process (its log lines are
-  copied to this one's, prefixed with the instance); the worker of an instance
-  that left the group is SIGKILLed, as a termination would (its lease runs out
-  and the tick recovers the video). moto terminates only unprotected instances
-  on scale-in; protection is the worker API's business, not this module's.
+- an InService instance that has booted (``DEVSTACK_BOOT_SECONDS`` after its EC2
+  LaunchTime, ``devstack.localgroup``: the control plane counts it in service
+  from the same moment) gets a ``manage.py video_worker --instance-id <id>``
+  process; its log lines are copied to this one's, prefixed with the instance;
+- the worker of an instance that left the group gets SIGTERM (it releases a video
+  it still holds; SIGKILL after a few seconds), as a shutdown on termination would.
 
-Every change is one log line; an outage is one line until it changes. SIGTERM or
-SIGINT: every worker gets SIGTERM (it releases its video), SIGKILL after a few
-seconds.
+moto terminates only unprotected instances on scale-in; protection is the worker
+API's business, and desired capacity the control plane's
+(``devstack.controlplane``), not this module's. Every change is one log line; an
+outage is one line until it changes. SIGTERM or SIGINT: every worker gets SIGTERM,
+SIGKILL after a few seconds.
 """
 
 from __future__ import annotations
@@ -32,15 +30,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from devstack.tracking_standin import (
+from devstack.localgroup import (
     AWS_ERRORS,
-    STAND_IN,
+    BootSecondsError,
     LineOnChange,
-    TargetTrackingStandIn,
-    autoscaling_client_local,
+    boot_seconds_get,
     endpoint_is_local,
-    group_describe,
+    group_read,
     one_line,
+    plane_client,
 )
 
 log = logging.getLogger("devstack.fleet")
@@ -68,26 +66,33 @@ Spawner = Callable[[str], Worker]
 
 
 class LocalFleet:
-    """One worker per InService instance; a worker whose instance left the group is killed."""
+    """One worker per booted InService instance; the worker of an instance that left the
+    group gets SIGTERM, then SIGKILL after ``stop_grace`` seconds."""
 
     def __init__(
         self,
         autoscaling: Any,
+        ec2: Any,
         *,
         asg_name: str,
         spawner: Spawner,
+        boot_seconds: int,
         restart_after: float = RESTART_AFTER_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        stop_grace: float = STOP_GRACE_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.autoscaling, self.asg_name, self.spawner = autoscaling, asg_name, spawner
-        self.restart_after, self.clock = restart_after, clock
+        self.autoscaling, self.ec2, self.asg_name = autoscaling, ec2, asg_name
+        self.spawner, self.boot_seconds = spawner, boot_seconds
+        self.restart_after, self.stop_grace, self.clock = restart_after, stop_grace, clock
         self.workers: dict[str, Worker] = {}
+        self.stopping: dict[str, tuple[Worker, float]] = {}  # instance -> (worker, kill at)
         self._exited_at: dict[str, float] = {}  # instance -> when its worker exited on its own
-        self._say = LineOnChange()
+        self._say = LineOnChange(log)
 
     def step(self) -> None:
+        self._stopping_reap()
         try:
-            group = group_describe(self.autoscaling, self.asg_name)
+            group = group_read(self.autoscaling, self.ec2, self.asg_name)
         except (*AWS_ERRORS, LookupError) as exc:
             # Unreachable is not terminated: every worker goes on as it is.
             self._say(
@@ -95,16 +100,23 @@ class LocalFleet:
             )
             return
         self._say.forget("aws")
-        states = {i["InstanceId"]: i["LifecycleState"] for i in group.get("Instances", [])}
+        now = self.clock()
+        states = {i.instance_id: i for i in group.instances}
         for instance_id, worker in list(self.workers.items()):
-            if states.get(instance_id, "Terminated") in LEAVING_STATES:
-                worker.kill()
-                worker.wait()
+            instance = states.get(instance_id)
+            if instance is None or instance.state in LEAVING_STATES:
                 del self.workers[instance_id]
-                log.info("instance %s terminated: worker pid %d killed", instance_id, worker.pid)
+                if worker.poll() is None:
+                    worker.terminate()
+                    self.stopping[instance_id] = (worker, now + self.stop_grace)
+                log.info(
+                    "instance %s terminated: worker pid %d stopped (SIGTERM)",
+                    instance_id,
+                    worker.pid,
+                )
             elif (code := worker.poll()) is not None:
                 del self.workers[instance_id]
-                self._exited_at[instance_id] = self.clock()
+                self._exited_at[instance_id] = now
                 log.warning(
                     "instance %s: worker pid %d exited with code %d; restarted in %g s",
                     instance_id,
@@ -115,13 +127,29 @@ class LocalFleet:
         for instance_id in list(self._exited_at):
             if instance_id not in states:
                 del self._exited_at[instance_id]
-        for instance_id, state in sorted(states.items()):
-            if state != "InService" or instance_id in self.workers:
+        for instance_id, instance in sorted(states.items()):
+            if instance_id in self.workers or instance_id in self.stopping:
+                continue
+            if not instance.booted(now, self.boot_seconds):
                 continue
             exited = self._exited_at.get(instance_id)
-            if exited is not None and self.clock() - exited < self.restart_after:
+            if exited is not None and now - exited < self.restart_after:
                 continue
             self._spawn(instance_id)
+
+    def _stopping_reap(self) -> None:
+        for instance_id, (worker, kill_at) in list(self.stopping.items()):
+            if worker.poll() is not None:
+                del self.stopping[instance_id]
+            elif self.clock() >= kill_at:
+                worker.kill()
+                worker.wait()
+                del self.stopping[instance_id]
+                log.info(
+                    "instance %s: worker pid %d killed (no exit after SIGTERM)",
+                    instance_id,
+                    worker.pid,
+                )
 
     def _spawn(self, instance_id: str) -> None:
         try:
@@ -134,15 +162,16 @@ class LocalFleet:
         self._say.forget(f"spawn:{instance_id}")
         self._exited_at.pop(instance_id, None)
         self.workers[instance_id] = worker
-        log.info("instance %s launched: worker pid %d", instance_id, worker.pid)
+        log.info("instance %s booted: worker pid %d started", instance_id, worker.pid)
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM every worker (each releases its video), SIGKILL what is left after ``grace``."""
-        for worker in self.workers.values():
+        every = {**{i: w for i, (w, _) in self.stopping.items()}, **self.workers}
+        for worker in every.values():
             if worker.poll() is None:
                 worker.terminate()
         deadline = time.monotonic() + grace
-        for instance_id, worker in self.workers.items():
+        for instance_id, worker in every.items():
             try:
                 worker.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -150,6 +179,7 @@ class LocalFleet:
                 worker.wait()
                 log.info("instance %s: worker pid %d killed at shutdown", instance_id, worker.pid)
         self.workers.clear()
+        self.stopping.clear()
 
 
 _output_lock = threading.Lock()
@@ -191,39 +221,18 @@ def worker_spawner(api_url: str, env: dict[str, str] | None = None) -> Spawner:
     return spawn
 
 
-def slot_index(now: float, interval: int) -> int:
-    """Which evaluation ``now`` falls in: slots shifted by half a slot, so the stand-in
-    reads each slot's publication after its tick (which starts at the boundary) wrote it."""
-    return int((now - interval / 2) // interval)
-
-
 def run(
-    stand_in: TargetTrackingStandIn,
-    fleet: LocalFleet,
-    stopping: threading.Event,
-    *,
-    fleet_seconds: float = FLEET_SECONDS,
-    clock: Callable[[], float] = time.time,
+    fleet: LocalFleet, stopping: threading.Event, *, fleet_seconds: float = FLEET_SECONDS
 ) -> None:
-    """Until ``stopping``: the stand-in once a slot, the fleet every ``fleet_seconds``."""
-    say = LineOnChange()
-    evaluated = None
-    steps: list[tuple[str, Callable[[], object]]] = [
-        ("stand-in", stand_in.step),
-        ("fleet", fleet.step),
-    ]
+    """Until ``stopping``: the fleet every ``fleet_seconds``; every worker stopped at the end."""
+    say = LineOnChange(log)
     try:
         while not stopping.is_set():
-            slot = slot_index(clock(), stand_in.interval_seconds)
-            for name, step in steps:
-                if name == "stand-in" and slot == evaluated:
-                    continue
-                try:
-                    step()
-                    say.forget(name)
-                except Exception as exc:  # a supervisor loop: one line, then the next round
-                    say(name, f"local {name}: step failed ({one_line(exc)})", logging.ERROR)
-            evaluated = slot
+            try:
+                fleet.step()
+                say.forget("fleet")
+            except Exception as exc:  # a supervisor loop: one line, then the next round
+                say("fleet", f"local fleet: step failed ({one_line(exc)})", logging.ERROR)
             stopping.wait(fleet_seconds)
     finally:
         fleet.stop()
@@ -265,12 +274,19 @@ def main() -> int:
             endpoint,
         )
         return 2
-    autoscaling = autoscaling_client_local(endpoint, conf.region)
+    try:
+        boot = boot_seconds_get()
+    except BootSecondsError as exc:
+        log.error("%s", exc)
+        return 2
     api_url = os.environ.get("DEVSTACK_API_URL", "http://127.0.0.1:8000")
-    stand_in = TargetTrackingStandIn(
-        autoscaling, asg_name=conf.asg_name, interval_seconds=conf.interval
+    fleet = LocalFleet(
+        plane_client("autoscaling", endpoint, conf.region),
+        plane_client("ec2", endpoint, conf.region),
+        asg_name=conf.asg_name,
+        spawner=worker_spawner(api_url),
+        boot_seconds=boot,
     )
-    fleet = LocalFleet(autoscaling, asg_name=conf.asg_name, spawner=worker_spawner(api_url))
     stopping = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -281,13 +297,12 @@ def main() -> int:
     if conf.sqs_queue_url:
         queue_refill(conf.sqs_queue_url)
     log.info(
-        "local fleet on %s: group %s, one video worker per InService instance; %s every %d s",
+        "local fleet on %s: group %s, one video worker per instance, started %d s after launch",
         endpoint,
         conf.asg_name,
-        STAND_IN,
-        conf.interval,
+        boot,
     )
-    run(stand_in, fleet, stopping)
+    run(fleet, stopping)
     return 0
 
 

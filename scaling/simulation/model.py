@@ -26,10 +26,9 @@ import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
-from scaling.policy.aim import AimError, _ceil_ratio, _clamp, _target_check
+from scaling.policy.aim import AimError, _target_check
 from scaling.policy.options import (
     DEFAULT_WARMUP_SECONDS,
     MAX_WARMUP_SECONDS,
@@ -38,16 +37,19 @@ from scaling.policy.options import (
 )
 from scaling.simulation.result import SimResult, Tick
 from scaling.simulation.termination import termination_pick
+from scaling.simulation.tracking import (
+    SCALE_IN_DATAPOINTS,
+    SCALE_IN_RATIO,
+    SCALE_OUT_DATAPOINTS,
+    Observation,
+    TargetTracking,
+    TrackingRules,
+)
 
 # One class for a bad input, whether the simulator or the aim it follows finds it.
 SimulationError = AimError
 
 DAY_SECONDS = 86_400
-
-# Alarms that EC2 Auto Scaling creates for a target tracking policy (see docs/simulator.md).
-SCALE_OUT_DATAPOINTS = 3
-SCALE_IN_DATAPOINTS = 15
-SCALE_IN_RATIO = 0.9
 
 # A run that has not drained this long after the last upload is reported as not drained.
 DRAIN_LIMIT_SECONDS = DAY_SECONDS
@@ -116,6 +118,20 @@ class SimPolicy:
     def label(self) -> str:
         return f"{self.mode} {self.target:g}"
 
+    def rules(self) -> TrackingRules:
+        """What target tracking applies (``scaling.simulation.tracking``, shared with
+        the local control plane of ``make run``)."""
+        return TrackingRules(
+            mode=self.mode,
+            target=self.target,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            scale_out_datapoints=self.scale_out_datapoints,
+            scale_in_datapoints=self.scale_in_datapoints,
+            scale_in_ratio=self.scale_in_ratio,
+            wake_datapoints=self.wake_datapoints,
+        )
+
 
 @dataclass
 class _Instance:
@@ -171,7 +187,7 @@ class _Run:
 
     def run(self) -> SimResult:
         p = self.policy
-        high = low = wake = 0
+        tracking = TargetTracking(p.rules())
         actions = 0
         peak = len(self.live())
         timeline: list[Tick] = []
@@ -190,40 +206,25 @@ class _Run:
 
             live = self.live()
             in_service = sum(1 for i in live if i.ready_at <= now)
-            warm = sum(1 for i in live if i.ready_at + p.warmup_seconds <= now)
-            metric: float | None
-            if p.mode == "total":
-                metric = float(backlog)
-            else:
-                # m1 / m2 with m2 = GroupInServiceInstances: no value without a divisor.
-                metric = backlog / in_service if in_service else None
-
-            high = high + 1 if metric is not None and metric > p.target else 0
-            low = low + 1 if metric is not None and metric < p.scale_in_ratio * p.target else 0
-            wake = wake + 1 if backlog > 0 and in_service == 0 else 0
-
-            wanted = self.desired
-            if wake >= p.wake_datapoints and self.desired == 0:
-                wanted = _clamp(1, min_size=p.min_size, max_size=p.max_size)
-            elif high >= p.scale_out_datapoints and warm > 0:
-                # Capacity still warming up is not counted as current capacity, but
-                # it is part of the desired capacity: no second launch for it.
-                aim = self.proportional(backlog=backlog, basis=warm, in_service=in_service)
-                wanted = max(self.desired, aim)
-            elif low >= p.scale_in_datapoints and warm == len(live):
-                # Scale-in waits until every new instance has finished warming up.
-                aim = self.proportional(backlog=backlog, basis=warm, in_service=in_service)
-                wanted = min(self.desired, aim)
-            if wanted != self.desired:
+            decision = tracking.step(
+                Observation(
+                    backlog=backlog,
+                    in_service=in_service,
+                    warm=sum(1 for i in live if i.ready_at + p.warmup_seconds <= now),
+                    live=len(live),
+                    desired=self.desired,
+                )
+            )
+            if decision.desired != self.desired:
                 actions += 1
-                self.resize(wanted, now=now)
+                self.resize(decision.desired, now=now)
             self.terminate_surplus(now=now)
             peak = max(peak, len(self.live()))
             timeline.append(
                 Tick(
                     seconds=now,
                     backlog=backlog,
-                    metric=metric,
+                    metric=decision.metric,
                     desired=self.desired,
                     in_service=in_service,
                 )
@@ -262,16 +263,6 @@ class _Run:
             rework_seconds=self.rework,
             restarted=self.restarted,
         )
-
-    def proportional(self, *, backlog: int, basis: int, in_service: int) -> int:
-        """ceil(current capacity * metric / target), clamped to the group's bounds."""
-        p = self.policy
-        target = Fraction(p.target)
-        if p.mode == "total":
-            aim = _ceil_ratio(Fraction(basis * backlog), target)
-        else:
-            aim = _ceil_ratio(Fraction(basis * backlog), Fraction(in_service) * target)
-        return _clamp(aim, min_size=p.min_size, max_size=p.max_size)
 
     def resize(self, wanted: int, *, now: float) -> None:
         self.desired = wanted

@@ -1,0 +1,362 @@
+"""`make run`'s local control plane: what EC2 Auto Scaling and CloudWatch would do.
+
+moto's server stores the scaling policies and the metrics but evaluates neither
+alarms nor target tracking, so on the local endpoint nothing ever changes the
+desired capacity. ``python -m devstack.controlplane`` (started by the launcher
+on a local endpoint only; it refuses any other) does, once per metric period,
+half a period after the slot boundary (the tick publishes at the boundary):
+
+1. reads what is installed on the endpoint (``DescribePolicies``: the target
+   tracking policy, per instance or total, its target, warmup and the metric it
+   names; the wake-from-zero step policy and its alarm's datapoints);
+2. reads the datapoint published for this slot from the endpoint
+   (``GetMetricData`` on the metric the policy names) and the group's instances
+   (booted = in service: ``devstack.localgroup``);
+3. applies target tracking's rules, ``scaling.simulation.tracking``, the very
+   code ``simulate_scaling`` runs, and sets the desired capacity on the endpoint
+   (``SetDesiredCapacity``). moto then launches instances and, on a lower
+   capacity, terminates only unprotected ones, as EC2 does; when instances
+   protected at the scale-in are left over, the capacity is asked again each
+   period, so they go once their protection is cleared (EC2 keeps trying too).
+
+No policy, no datapoint, the endpoint down: one log line until it changes,
+nothing done. ``DEVSTACK_TIMELINE_FILE`` (optional) gets one JSON line per
+period: what was observed and decided (the loop benchmark and test read it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from devstack.localgroup import (
+    AWS_ERRORS,
+    BootSecondsError,
+    LineOnChange,
+    LocalGroup,
+    boot_seconds_get,
+    endpoint_is_local,
+    group_read,
+    one_line,
+    plane_client,
+)
+from scaling.policy.aim import AimError
+from scaling.simulation.tracking import Observation, TargetTracking, TrackingRules
+
+log = logging.getLogger("devstack.controlplane")
+
+
+class NotInstalled(LookupError):
+    """What is installed cannot be played; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Installed:
+    """The policy as read back from the endpoint."""
+
+    policy_name: str
+    mode: str
+    target: float
+    warmup_seconds: int
+    metric: dict[str, Any]  # Namespace, MetricName, Dimensions of the tracked backlog
+    stat: str
+    wake_datapoints: int | None  # None: no wake-from-zero rule installed
+    scale_in: bool
+
+    def rules(self, group: LocalGroup) -> TrackingRules:
+        return TrackingRules(
+            mode=self.mode,
+            target=self.target,
+            min_size=group.min_size,
+            max_size=group.max_size,
+            wake_datapoints=self.wake_datapoints if self.wake_datapoints is not None else 10**9,
+            scale_in=self.scale_in,
+        )
+
+
+def installed_read(autoscaling: Any, cloudwatch: Any, asg_name: str) -> Installed:
+    policies = autoscaling.describe_policies(AutoScalingGroupName=asg_name)["ScalingPolicies"]
+    tracking = sorted(
+        (p for p in policies if p.get("PolicyType") == "TargetTrackingScaling"),
+        key=lambda p: p["PolicyName"],
+    )
+    if not tracking:
+        raise NotInstalled(
+            f"no target tracking policy on {asg_name}: run manage.py install_scaling_policy"
+        )
+    policy = tracking[0]
+    config = policy["TargetTrackingConfiguration"]
+    custom = config.get("CustomizedMetricSpecification")
+    if custom is None:
+        raise NotInstalled(
+            f"{policy['PolicyName']} tracks a predefined metric; the local control plane "
+            "plays only a customized BacklogCount policy (install_scaling_policy's)"
+        )
+    if "Metrics" in custom:
+        queries = {m["Id"]: m for m in custom["Metrics"]}
+        backlog = queries.get("m1", {}).get("MetricStat")
+        if backlog is None or "e1" not in queries:
+            raise NotInstalled(
+                f"{policy['PolicyName']}'s metric math is not m1 / m2 (backlog per in-service "
+                "instance): reinstall it with install_scaling_policy"
+            )
+        mode, metric, stat = "per-instance", backlog["Metric"], backlog.get("Stat", "Average")
+    else:
+        mode, stat = "total", custom.get("Statistic", "Average")
+        metric = {k: custom[k] for k in ("Namespace", "MetricName") if k in custom}
+        metric["Dimensions"] = custom.get("Dimensions", [])
+    return Installed(
+        policy_name=policy["PolicyName"],
+        mode=mode,
+        target=float(config["TargetValue"]),
+        warmup_seconds=int(policy.get("EstimatedInstanceWarmup") or 0),
+        metric=metric,
+        stat=stat,
+        wake_datapoints=_wake_datapoints(policies, cloudwatch),
+        scale_in=not config.get("DisableScaleIn", False),
+    )
+
+
+def _wake_datapoints(policies: list[dict[str, Any]], cloudwatch: Any) -> int | None:
+    """The datapoints the wake alarm needs, if a step policy that adds capacity has one."""
+    arns = {
+        p["PolicyARN"]
+        for p in policies
+        if p.get("PolicyType") == "StepScaling"
+        and any(s.get("ScalingAdjustment", 0) > 0 for s in p.get("StepAdjustments", []))
+    }
+    if not arns:
+        return None
+    for alarm in cloudwatch.describe_alarms()["MetricAlarms"]:
+        if arns & set(alarm.get("AlarmActions", [])):
+            return int(alarm.get("DatapointsToAlarm") or alarm.get("EvaluationPeriods") or 1)
+    return None
+
+
+def datapoint_read(
+    cloudwatch: Any, installed: Installed, *, slot: datetime, period: int
+) -> int | None:
+    """The value published for ``slot`` (the tick stamps it with the slot's start), or None."""
+    reply = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "backlog",
+                "MetricStat": {
+                    "Metric": installed.metric,
+                    "Period": period,
+                    "Stat": installed.stat,
+                },
+                "ReturnData": True,
+            }
+        ],
+        StartTime=slot - timedelta(seconds=period),
+        EndTime=slot + timedelta(seconds=period),
+    )
+    for result in reply["MetricDataResults"]:
+        for stamp, value in zip(result["Timestamps"], result["Values"], strict=True):
+            if stamp == slot:
+                return round(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Period:
+    """One evaluation, as the timeline file keeps it."""
+
+    at: float
+    slot: str
+    backlog: int | None
+    in_service: int
+    warm: int
+    live: int
+    desired: int
+    set_to: int
+    reason: str
+    metric: float | None
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        *,
+        autoscaling: Any,
+        cloudwatch: Any,
+        ec2: Any,
+        asg_name: str,
+        interval_seconds: int,
+        boot_seconds: int,
+        timeline: Path | None = None,
+    ) -> None:
+        self.autoscaling, self.cloudwatch, self.ec2 = autoscaling, cloudwatch, ec2
+        self.asg_name, self.interval, self.boot = asg_name, interval_seconds, boot_seconds
+        self.timeline = timeline
+        self.tracking: TargetTracking | None = None
+        self._say = LineOnChange(log)
+
+    def step(self, now: float | None = None) -> Period | None:
+        """One period; what it observed and set, or None when it could not look."""
+        now = time.time() if now is None else now
+        slot_start = now - now % self.interval
+        slot = datetime.fromtimestamp(slot_start, tz=UTC)
+        try:
+            installed = installed_read(self.autoscaling, self.cloudwatch, self.asg_name)
+            group = group_read(self.autoscaling, self.ec2, self.asg_name)
+            rules = installed.rules(group)
+            backlog = datapoint_read(self.cloudwatch, installed, slot=slot, period=self.interval)
+        except NotInstalled as exc:
+            self._say("look", f"control plane: {exc}; nothing done")
+            return None
+        except (*AWS_ERRORS, LookupError) as exc:
+            self._say(
+                "look", f"control plane: local AWS unreadable, nothing done ({one_line(exc)})"
+            )
+            return None
+        except AimError as exc:
+            self._say("look", f"control plane: cannot play the installed policy ({exc})")
+            return None
+        self._say.forget("look")
+        if self.tracking is None or self.tracking.rules != rules:
+            # A new or changed policy starts with fresh alarms, as a reinstall would.
+            self.tracking = TargetTracking(rules)
+            log.info(
+                "control plane: playing %s: %s target %g, warmup %d s, wake after %s, "
+                "boot %d s, every %d s",
+                installed.policy_name,
+                installed.mode,
+                installed.target,
+                installed.warmup_seconds,
+                f"{installed.wake_datapoints} datapoint(s)"
+                if installed.wake_datapoints
+                else "never",
+                self.boot,
+                self.interval,
+            )
+        running = group.running()
+        booted = [i for i in running if i.booted(now, self.boot)]
+        warm = [i for i in booted if now >= i.launched_at + self.boot + installed.warmup_seconds]
+        seen = Observation(
+            backlog=backlog,
+            in_service=len(booted),
+            warm=len(warm),
+            live=len(running),
+            desired=group.desired,
+        )
+        decision = self.tracking.step(seen)
+        if backlog is None:
+            self._say("data", f"control plane: no datapoint for slot {slot:%H:%M:%S}")
+        else:
+            self._say.forget("data")
+        try:
+            if decision.desired != group.desired or len(running) > decision.desired:
+                # Also when the count is right but protected instances outlived a scale-in.
+                self.autoscaling.set_desired_capacity(
+                    AutoScalingGroupName=self.asg_name,
+                    DesiredCapacity=decision.desired,
+                    HonorCooldown=False,
+                )
+        except AWS_ERRORS as exc:
+            self._say("set", f"control plane: cannot set the capacity ({one_line(exc)})")
+            return None
+        self._say.forget("set")
+        if decision.reason:
+            log.info(
+                "control plane: %s: BacklogCount %s, metric %s, in service %d (warm %d) "
+                "-> desired %d -> %d",
+                decision.reason,
+                backlog,
+                "none" if decision.metric is None else f"{decision.metric:g}",
+                seen.in_service,
+                seen.warm,
+                group.desired,
+                decision.desired,
+            )
+        period = Period(
+            at=round(now, 3),
+            slot=slot.isoformat(),
+            backlog=backlog,
+            in_service=seen.in_service,
+            warm=seen.warm,
+            live=seen.live,
+            desired=group.desired,
+            set_to=decision.desired,
+            reason=decision.reason,
+            metric=decision.metric,
+        )
+        if self.timeline is not None:
+            with self.timeline.open("a") as out:
+                out.write(json.dumps(asdict(period)) + "\n")
+        return period
+
+
+def next_evaluation(now: float, interval: int) -> float:
+    """Half a period after the next slot boundary: the tick has published by then."""
+    at = now - now % interval + interval / 2
+    return at if at > now else at + interval
+
+
+def run(plane: ControlPlane, stopping: threading.Event) -> None:
+    while not stopping.is_set():
+        if stopping.wait(max(0.0, next_evaluation(time.time(), plane.interval) - time.time())):
+            return
+        try:
+            plane.step()
+        except Exception as exc:  # a supervisor loop: one line, then the next period
+            log.error("control plane: step failed (%s)", one_line(exc))
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
+    import django
+
+    django.setup()
+    from scaling.conf import scaling_settings
+
+    conf = scaling_settings()
+    endpoint = conf.endpoint_url or ""
+    if not endpoint_is_local(endpoint):
+        log.error(
+            "devstack.controlplane runs only against a local endpoint (AWS_ENDPOINT_URL="
+            "http://127.0.0.1:<port>), got %r: it would scale a real group.",
+            endpoint,
+        )
+        return 2
+    try:
+        boot = boot_seconds_get()
+    except BootSecondsError as exc:
+        log.error("%s", exc)
+        return 2
+    timeline = os.environ.get("DEVSTACK_TIMELINE_FILE") or None
+    plane = ControlPlane(
+        autoscaling=plane_client("autoscaling", endpoint, conf.region),
+        cloudwatch=plane_client("cloudwatch", endpoint, conf.region),
+        ec2=plane_client("ec2", endpoint, conf.region),
+        asg_name=conf.asg_name,
+        interval_seconds=conf.interval,
+        boot_seconds=boot,
+        timeline=Path(timeline) if timeline else None,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    log.info(
+        "control plane on %s: group %s, every %d s (target tracking's rules: "
+        "scaling.simulation.tracking)",
+        endpoint,
+        conf.asg_name,
+        conf.interval,
+    )
+    run(plane, stopping)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

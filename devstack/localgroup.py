@@ -1,0 +1,146 @@
+"""The local Auto Scaling group as `make run`'s control plane and fleet see it (moto only).
+
+moto's server marks a new instance InService at once; a real instance boots
+first. Both the control plane and the fleet play that boot the same way, from
+one fact the endpoint keeps: the instance's EC2 ``LaunchTime``. An instance is
+*booted* ``DEVSTACK_BOOT_SECONDS`` after it: the fleet starts its worker then,
+and the control plane counts it in service from then on (EC2's Pending ->
+InService), so the two processes agree without talking to each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scaling.errors import error_one_line
+
+BOOT_SECONDS_DEFAULT = 10
+BOOT_SECONDS_MAX = 600
+# The instance runs and counts in the group (Terminating:Wait, a drain hook's hold, is on
+# its way out: not counted, though the fleet keeps its worker until it is gone).
+RUNNING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed", "InService"})
+AWS_ERRORS = (BotoCoreError, ClientError)
+# One short attempt: moto is on loopback, and an outage is reported, not waited out.
+_CLIENT_CONFIG = Config(
+    connect_timeout=1, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1}
+)
+
+
+class BootSecondsError(ValueError):
+    pass
+
+
+def boot_seconds_get(environ: dict[str, str] | None = None) -> int:
+    """DEVSTACK_BOOT_SECONDS: how long a local instance boots before its worker runs."""
+    raw = (environ if environ is not None else os.environ).get("DEVSTACK_BOOT_SECONDS", "")
+    if not raw.strip():
+        return BOOT_SECONDS_DEFAULT
+    value = raw.strip()
+    # isascii: "²" is a digit to isdigit() but not to int().
+    if not (value.isascii() and value.isdigit()) or int(value) > BOOT_SECONDS_MAX:
+        raise BootSecondsError(
+            f"DEVSTACK_BOOT_SECONDS must be a whole number of seconds from 0 to "
+            f"{BOOT_SECONDS_MAX}, got {raw!r}: fix it in the environment or .env"
+        )
+    return int(value)
+
+
+def one_line(exc: BaseException) -> str:
+    return error_one_line(exc, limit=300, first_line=True)
+
+
+def endpoint_is_local(url: str) -> bool:
+    """Only an endpoint on this machine: the dev stack must never scale a real group."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
+
+
+def plane_client(service: str, endpoint_url: str, region: str) -> Any:
+    """The dev stack's own clients: it plays AWS, so no IAM role of the app applies."""
+    return boto3.session.Session().client(  # type: ignore[call-overload]
+        service, region_name=region, endpoint_url=endpoint_url, config=_CLIENT_CONFIG
+    )
+
+
+class LineOnChange:
+    """Log a line only when it differs from the last one under the same key."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self._last: dict[str, str] = {}
+
+    def __call__(self, key: str, line: str, level: int = logging.INFO) -> None:
+        if self._last.get(key) != line:
+            self._last[key] = line
+            self.log.log(level, line)
+
+    def forget(self, key: str) -> None:
+        self._last.pop(key, None)
+
+
+@dataclass(frozen=True)
+class LocalInstance:
+    instance_id: str
+    state: str  # the group's LifecycleState
+    protected: bool
+    launched_at: float  # EC2 LaunchTime, seconds since the epoch
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+    def booted(self, now: float, boot_seconds: int) -> bool:
+        return self.state == "InService" and now >= self.launched_at + boot_seconds
+
+
+@dataclass(frozen=True)
+class LocalGroup:
+    name: str
+    desired: int
+    min_size: int
+    max_size: int
+    instances: tuple[LocalInstance, ...]
+
+    def running(self) -> list[LocalInstance]:
+        return [i for i in self.instances if i.running]
+
+
+def group_read(autoscaling: Any, ec2: Any, asg_name: str) -> LocalGroup:
+    """The group and each instance's launch time; LookupError when the group is missing."""
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])
+    if not groups["AutoScalingGroups"]:
+        raise LookupError(f"group {asg_name} does not exist on the local endpoint")
+    group = groups["AutoScalingGroups"][0]
+    members = group.get("Instances", [])
+    launched: dict[str, float] = {}
+    if members:
+        reply = ec2.describe_instances(InstanceIds=[i["InstanceId"] for i in members])
+        for reservation in reply["Reservations"]:
+            for instance in reservation["Instances"]:
+                stamp: datetime = instance["LaunchTime"]
+                launched[instance["InstanceId"]] = stamp.timestamp()
+    return LocalGroup(
+        name=asg_name,
+        desired=int(group["DesiredCapacity"]),
+        min_size=int(group["MinSize"]),
+        max_size=int(group["MaxSize"]),
+        instances=tuple(
+            LocalInstance(
+                instance_id=i["InstanceId"],
+                state=i["LifecycleState"],
+                protected=bool(i.get("ProtectedFromScaleIn")),
+                # An instance EC2 no longer knows has been gone a long time: booted long ago.
+                launched_at=launched.get(i["InstanceId"], 0.0),
+            )
+            for i in members
+        ),
+    )
