@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run status demo test lint typecheck pytest soak bench bench-query bench-leases clean
+.PHONY: run status burst demo test lint typecheck pytest soak bench bench-query bench-leases clean
 
 RUN_STAMP := $(VENV)/.installed-run
 
@@ -33,6 +33,13 @@ DEVSTACK_VAR := $(or $(ACADEMY_VAR_DIR),var)
 status: $(RUN_STAMP)
 	@test -f $(DEVSTACK_VAR)/devstack.env || { echo "error: $(DEVSTACK_VAR)/devstack.env not found: start the stack with make run first"; exit 2; }
 	set -a; . $(abspath $(DEVSTACK_VAR))/devstack.env; set +a; $(BIN)/python manage.py scaling_status
+
+# COUNT videos uploaded at once into the stack `make run` started (manage.py
+# video_upload_burst: each sends its SQS job message); watch with make status or the admin.
+COUNT ?= 30
+burst: $(RUN_STAMP)
+	@test -f $(DEVSTACK_VAR)/devstack.env || { echo "error: $(DEVSTACK_VAR)/devstack.env not found: start the stack with make run first"; exit 2; }
+	set -a; . $(abspath $(DEVSTACK_VAR))/devstack.env; set +a; $(BIN)/python manage.py video_upload_burst --count '$(COUNT)'
 
 # Upload VIDEOS videos into the stack `make run` started and watch the loop close:
 # backlog published, desired capacity up, workers claim, videos READY, capacity back down.

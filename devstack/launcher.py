@@ -1,39 +1,74 @@
-"""`make run`: web server, Celery worker and Celery beat in the foreground.
+"""`make run`: the whole stack in the foreground, each line named by its process.
 
 On embedded defaults nothing needs to be running: SQLite and a filesystem
 broker under var/. When no AWS endpoint or credentials are configured, a local
-AWS endpoint (moto's server) is started on 127.0.0.1:5000 with the SQS queue
-and the Auto Scaling group created, and the app is pointed at it; the local
-fleet (devstack.fleet: a stand-in for target tracking, and one video worker per
-instance of the group) closes the loop there. Never against real AWS. Ctrl-C
-stops everything, the video workers included.
+AWS endpoint (moto's server, the ``aws`` process) is started on 127.0.0.1:5000
+with the SQS queue and the Auto Scaling group created, the default scaling
+policy is installed on that group with flags fitted to the local ten-second
+slots, and the app is pointed at it; the control plane (``devstack.controlplane``:
+target tracking's stand-in) and the fleet (``devstack.fleet``: one video worker per
+booted instance) close the loop there. Never against real AWS.
+
+The processes run under honcho (``devstack.processes``): web, worker, beat, and
+on the local endpoint aws, control and fleet. Ctrl-C stops everything, the fleet
+first (its workers release their videos through web), aws last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import boto3
 
-from academy.celery import beat_argv, worker_argv
-from devstack.localaws import (
-    LOCAL_CREDENTIALS,
-    LOCAL_REGION,
-    local_aws_bootstrap,
-    moto_server_start,
+from devstack.localaws import LOCAL_CREDENTIALS, LOCAL_REGION, local_aws_bootstrap, port_wait
+from devstack.localgroup import BootSecondsError, boot_seconds_get
+from devstack.processes import (
+    AWS_HOST,
+    AWS_PORT,
+    WEB_HOST,
+    WEB_PORT,
+    StackManager,
+    StackProcess,
+    stack_processes,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The settings' rule (academy/settings.py): a second stack can live in another directory.
 VAR_DIR = Path(os.environ.get("ACADEMY_VAR_DIR") or BASE_DIR / "var")
+ENV_FILE = VAR_DIR / "devstack.env"
 # How long the stand-in job holds each video locally: long enough to watch work in progress.
 LOCAL_HOLD_SECONDS = "20"
+# Ten-second slots so a newcomer sees values arrive quickly.
+LOCAL_INTERVAL_SECONDS = "10"
+# The local policy: a video may wait a minute; the stand-in job's hold is the processing
+# time, so the target (wait / time) is 3 videos per instance at the default hold of 20 s.
+LOCAL_ACCEPTABLE_WAIT_SECONDS = 60
+LOCAL_TARGET_VALUE = "3"
+# Once the web server answers, this long for the Celery banners to pass first.
+ANNOUNCE_AFTER_SECONDS = 3.0
+# What a second shell needs to reach the same stack (`make status`, `make burst`, `make demo`).
+_SHARED_NAMES = (
+    "ACADEMY_VAR_DIR",
+    "DATABASE_URL",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    *LOCAL_CREDENTIALS,
+    "SCALING_SQS_QUEUE_URL",
+    "SCALING_PUBLISH_INTERVAL_SECONDS",
+    "INTERNAL_API_KEY",
+)
+
+
+class SetupError(Exception):
+    """A step before the processes start failed: one line, `make run` exits non-zero."""
 
 
 def _aws_configured() -> bool:
@@ -55,22 +90,60 @@ def _aws_configured() -> bool:
             os.environ["AWS_EC2_METADATA_DISABLED"] = previous
 
 
-def _run(args: list[str], env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, *args], cwd=BASE_DIR, env=env, check=True)
+def _port_check(host: str, port: int, what: str) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise SetupError(
+                f"{host}:{port} is in use, and {what} needs it: is another `make run` still "
+                "running? Stop it first."
+            ) from None
 
 
-ENV_FILE = VAR_DIR / "devstack.env"
-# What a second shell needs to reach the same stack (`make status`, `make demo` read it).
-_SHARED_NAMES = (
-    "ACADEMY_VAR_DIR",
-    "DATABASE_URL",
-    "AWS_ENDPOINT_URL",
-    "AWS_REGION",
-    *LOCAL_CREDENTIALS,
-    "SCALING_SQS_QUEUE_URL",
-    "SCALING_PUBLISH_INTERVAL_SECONDS",
-    "INTERNAL_API_KEY",
-)
+def _whole(raw: str | None) -> int | None:
+    return int(raw) if raw is not None and raw.strip().isdigit() else None
+
+
+def policy_argv(env: dict[str, str], *, boot_seconds: int) -> list[str]:
+    """`manage.py install_scaling_policy` with flags fitted to the local slots.
+
+    --warmup (EstimatedInstanceWarmup) is the boot delay plus one slot: a local instance
+    counts in service DEVSTACK_BOOT_SECONDS after launch, and its work shows in the
+    backlog published at the next slot; until then target tracking should not add
+    more instances for the same videos. The default 60 s would hold the local loop
+    back for six slots. The target is derived from the stand-in job's hold time.
+    """
+    interval = _whole(env.get("SCALING_PUBLISH_INTERVAL_SECONDS")) or int(LOCAL_INTERVAL_SECONDS)
+    argv = ["manage.py", "install_scaling_policy", "--warmup", str(boot_seconds + interval)]
+    hold = _whole(env.get("VIDEO_WORKER_HOLD_SECONDS"))
+    if hold:
+        argv += [
+            "--acceptable-wait",
+            str(LOCAL_ACCEPTABLE_WAIT_SECONDS),
+            "--processing-time",
+            str(hold),
+        ]
+    else:  # a hold of 0 gives no processing time to divide by
+        argv += ["--target-value", LOCAL_TARGET_VALUE]
+    return argv
+
+
+def policy_install(env: dict[str, str], *, boot_seconds: int) -> str:
+    """Install the policy on the local group; its summary line, or SetupError."""
+    argv = policy_argv(env, boot_seconds=boot_seconds)
+    result = subprocess.run(
+        [sys.executable, *argv], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        said = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+        reason = said[-1].strip() if said else "no message"
+        raise SetupError(
+            f"installing the scaling policy on the local group failed (exit "
+            f"{result.returncode}): {reason[:300]}"
+        )
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return lines[0] if lines else "installed"
 
 
 def _env_file_write(env: dict[str, str]) -> None:
@@ -80,7 +153,7 @@ def _env_file_write(env: dict[str, str]) -> None:
     ENV_FILE.chmod(0o600)
 
 
-def _admin_ensure(env: dict[str, str]) -> None:
+def _admin_ensure(env: dict[str, str]) -> Path:
     """A local login for the admin, created once; its password is kept under var/."""
     password_file = VAR_DIR / "admin-password.txt"
     if not password_file.exists():
@@ -105,77 +178,106 @@ def _admin_ensure(env: dict[str, str]) -> None:
         stderr=subprocess.DEVNULL,
         check=False,
     )
-    print(f"Admin login: admin / the password in {password_file}")
+    return password_file
 
 
-def main() -> int:
-    env = dict(os.environ)
-    children: list[subprocess.Popen[bytes]] = []
-    local = not _aws_configured()
+def _migrate(env: dict[str, str]) -> None:
+    args = [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"]
+    returncode = subprocess.run(args, cwd=BASE_DIR, env=env, check=False).returncode
+    if returncode != 0:
+        raise SetupError(f"manage.py migrate failed (exit {returncode}): see above")
+
+
+def where_to_look(*, local: bool, password_file: Path) -> list[str]:
+    """The lines printed once the web server answers."""
+    # A stack in another directory: the second shell needs it too.
+    var = f"ACADEMY_VAR_DIR={VAR_DIR} " if os.environ.get("ACADEMY_VAR_DIR") else ""
+    lines = [
+        f"Ready. Admin: http://{WEB_HOST}:{WEB_PORT}/admin/  login: admin, password in "
+        f"{password_file}",
+        "In another shell:",
+        f"  {var}make status            what is published, installed and running",
+        f"  {var}make burst COUNT=30    upload 30 videos at once (admin: Videos > Upload a burst)",
+    ]
     if local:
-        print("No AWS endpoint or credentials configured: starting a local one on 127.0.0.1:5000")
+        lines.append(f"  {var}make demo              upload videos and watch the loop close")
+    lines.append("Ctrl-C stops everything.")
+    return lines
+
+
+def _announce_when_up(manager: StackManager, lines: list[str]) -> None:
+    def wait_then_say() -> None:
+        with contextlib.suppress(RuntimeError):  # web never came up: its own lines say why
+            port_wait(WEB_HOST, WEB_PORT, timeout=120)
+            time.sleep(ANNOUNCE_AFTER_SECONDS)
+            for line in lines:
+                manager.say(line)
+
+    threading.Thread(target=wait_then_say, name="announce", daemon=True).start()
+
+
+def _setup(manager: StackManager, env: dict[str, str], *, aws: StackProcess | None) -> list[str]:
+    """Everything before the processes: the local endpoint (``aws``, when given), the
+    database, the admin, the policy. Returns the lines to print once the stack answers."""
+    local = aws is not None
+    _port_check(WEB_HOST, WEB_PORT, "the web server")
+    if aws is not None:
+        try:
+            boot_seconds = boot_seconds_get(env)
+        except BootSecondsError as exc:
+            raise SetupError(str(exc)) from None
+        _port_check(AWS_HOST, AWS_PORT, "the local AWS endpoint")
+        manager.note(f"No AWS endpoint or credentials configured: a local one on port {AWS_PORT}")
+        manager.add(aws, env=dict(env), cwd=str(BASE_DIR))
+        manager.start_early(aws.name)
+        try:
+            port_wait(AWS_HOST, AWS_PORT)
+        except RuntimeError as exc:
+            raise SetupError(f"the local AWS endpoint did not come up: {exc}") from None
         env.update(LOCAL_CREDENTIALS)
-        moto, endpoint = moto_server_start("127.0.0.1", 5000)
-        children.append(moto)
-        env["AWS_ENDPOINT_URL"] = endpoint
+        env["AWS_ENDPOINT_URL"] = f"http://{AWS_HOST}:{AWS_PORT}"
         env.setdefault("AWS_REGION", LOCAL_REGION)
-        os.environ.update({k: env[k] for k in (*LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL")})
-        created = local_aws_bootstrap(endpoint, region=env["AWS_REGION"])
+        created = local_aws_bootstrap(env["AWS_ENDPOINT_URL"], region=env["AWS_REGION"])
         env.setdefault("SCALING_SQS_QUEUE_URL", created["queue_url"])
-        # Ten-second slots so a newcomer sees values arrive quickly.
-        env.setdefault("SCALING_PUBLISH_INTERVAL_SECONDS", "10")
+        env.setdefault("SCALING_PUBLISH_INTERVAL_SECONDS", LOCAL_INTERVAL_SECONDS)
         env.setdefault("VIDEO_WORKER_HOLD_SECONDS", LOCAL_HOLD_SECONDS)
     env.setdefault("INTERNAL_API_KEY", "local-" + secrets.token_hex(8))
     env.setdefault("WORKER_API_KEY", "local-worker-" + secrets.token_hex(8))
     env.setdefault("PYTHONUNBUFFERED", "1")
-
     _env_file_write(env)
-    _run(["manage.py", "migrate", "--no-input", "-v", "0"], env)
-    _admin_ensure(env)
-    # (command, apart): on the local endpoint the fleet's video workers release their
-    # videos at Ctrl-C, through the web server; so the fleet and the web server are kept
-    # out of the terminal's Ctrl-C (a session of their own) and stopped below in order.
-    commands = [
-        ([sys.executable, "manage.py", "runserver", "127.0.0.1:8000", "--noreload"], local),
-        ([sys.executable, *worker_argv("devstack-worker")], False),
-        ([sys.executable, *beat_argv()], False),
-    ]
+    _migrate(env)
+    password_file = _admin_ensure(env)
     if local:
-        # The stand-in for target tracking and one video worker per instance (moto only).
-        commands.append(([sys.executable, "-m", "devstack.fleet"], True))
-    for command, apart in commands:
-        children.append(subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=apart))
-    print("Admin: http://127.0.0.1:8000/admin/   In another shell: make status")
-    if local:
-        print("Put work in from another shell: make demo VIDEOS=20 (then watch make status)")
-    stopping = False
+        manager.note("Scaling policy: " + policy_install(env, boot_seconds=boot_seconds))
+    return where_to_look(local=local, password_file=password_file)
 
-    def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+def main() -> int:
+    env = dict(os.environ)
+    local = not _aws_configured()
+    processes = stack_processes(local=local, python=sys.executable)
+    aws = next((p for p in processes if p.name == "aws"), None)
+    manager = StackManager()
     try:
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.5)
-    finally:
-        # The fleet first (its workers release their videos while the API answers).
-        if local:
-            _children_stop(children[-1:])
-        _children_stop(children)
-    return 0 if stopping else 1
-
-
-def _children_stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        lines = _setup(manager, env, aws=aws)
+    except SetupError as exc:
+        manager.abort()
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        manager.abort()
+        return 130
+    except BaseException:  # a bug: leave nothing running, show it
+        manager.abort()
+        raise
+    # The others start with the environment the setup completed.
+    for process in processes:
+        if process is not aws:
+            manager.add(process, env=env, cwd=str(BASE_DIR))
+    _announce_when_up(manager, lines)
+    manager.loop()
+    # Stopped by Ctrl-C / SIGTERM: 0; a process that exited by itself stopped the stack.
+    return 0 if manager.returncode in (130, 143) else (manager.returncode or 1)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def boot_seconds_get(environ: dict[str, str] | None = None) -> int:
     if not (value.isascii() and value.isdigit()) or int(value) > BOOT_SECONDS_MAX:
         raise BootSecondsError(
             f"DEVSTACK_BOOT_SECONDS must be a whole number of seconds from 0 to "
-            f"{BOOT_SECONDS_MAX}, got {raw!r}: fix it in the environment or .env"
+            f"{BOOT_SECONDS_MAX}, got {raw!r}: set it in the environment"
         )
     return int(value)
 

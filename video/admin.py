@@ -2,13 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.db.models.functions import Now
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils import timezone
 
+from video.burst import BURST_MAX, BURST_MIN, TITLE_PREFIX_MAX, video_burst_upload
 from video.models import Video, VideoRecovery, VideoStatus
 from video.selectors import lease_expired_q
 from video.services import video_upload
@@ -30,6 +36,20 @@ class LeaseFilter(admin.SimpleListFilter):
         if self.value() == "live":
             return processing.filter(lease_expires_at__gte=Now())
         return queryset
+
+
+class BurstForm(forms.Form):
+    count = forms.IntegerField(
+        min_value=BURST_MIN,
+        max_value=BURST_MAX,
+        initial=30,
+        help_text=f"How many videos to upload at once ({BURST_MIN} to {BURST_MAX}).",
+    )
+    title_prefix = forms.CharField(
+        required=False,
+        max_length=TITLE_PREFIX_MAX,
+        help_text='Titles are "<prefix> <n>/<count>"; empty: "Burst <date and time>".',
+    )
 
 
 @admin.register(Video)
@@ -96,6 +116,41 @@ class VideoAdmin(admin.ModelAdmin[Video]):
         status_counts = [(label, counts.get(value, 0)) for value, label in VideoStatus.choices]
         context = {**(extra_context or {}), "status_counts": status_counts}
         return super().changelist_view(request, extra_context=context)
+
+    def get_urls(self) -> list[URLPattern]:
+        burst = path(
+            "upload-burst/",
+            self.admin_site.admin_view(self.upload_burst_view),
+            name="video_video_upload_burst",
+        )
+        return [burst, *super().get_urls()]
+
+    def upload_burst_view(self, request: HttpRequest) -> HttpResponse:
+        """Many uploads in one step (what `make burst` does), for staff who may add videos.
+
+        admin_view has already required a staff login and CSRF on POST.
+        """
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = BurstForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            burst = video_burst_upload(
+                count=form.cleaned_data["count"], title_prefix=form.cleaned_data["title_prefix"]
+            )
+            self.message_user(
+                request,
+                f"Uploaded {burst.count} videos, ids {burst.first_id} to {burst.last_id} "
+                f'("{burst.title_prefix} 1/{burst.count}" ...).',
+                messages.SUCCESS,
+            )
+            return redirect("admin:video_video_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Upload a burst",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/video/video/upload_burst.html", context)
 
 
 @admin.register(VideoRecovery)
