@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run status burst demo test lint typecheck pytest soak bench bench-query bench-leases clean
+.PHONY: run status burst demo test lint typecheck pytest soak bench bench-query bench-leases bench-loop clean
 
 RUN_STAMP := $(VENV)/.installed-run
 
@@ -78,6 +78,15 @@ bench-leases: $(STAMP)
 # fill and the lease load. Not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
+
+# The live local loop against the simulator (bench/loop_vs_sim.py): a burst of 30 videos
+# of 20 s, then a spike of 120, each through the whole loop on this machine (PostgreSQL
+# database academy_bench_loop, Redis db 11, moto, gunicorn, celery, the control plane and
+# real video workers) and through simulate_scaling's model; prints both timelines and
+# their differences. About 15 minutes. Not part of `make test`.
+bench-loop: $(STAMP)
+	$(BIN)/python -m bench.loop_vs_sim --videos 30
+	$(BIN)/python -m bench.loop_vs_sim --videos 120
 
 clean:
 	rm -rf $(VENV) var
