@@ -99,9 +99,10 @@ class TargetTracking:
             return Decision(seen.desired, None, "")
         metric = self.metric(backlog=seen.backlog, in_service=seen.in_service)
         self.high = self.high + 1 if metric is not None and metric > r.target else 0
-        self.low = (
-            self.low + 1 if metric is not None and metric < r.scale_in_ratio * r.target else 0
-        )
+        # The scale-in alarm's threshold as AWS stores it: 0.9 x 3 is 2.7, not the float
+        # 2.7000000000000002 (27 videos on 10 instances is not below it).
+        low_threshold = round(r.scale_in_ratio * r.target, 9)
+        self.low = self.low + 1 if metric is not None and metric < low_threshold else 0
         self.wake = self.wake + 1 if seen.backlog > 0 and seen.in_service == 0 else 0
 
         if self.wake >= r.wake_datapoints and seen.desired == 0:

@@ -227,7 +227,8 @@ def reference_aim(rules: TrackingRules, o: Observation) -> int:
 
 
 def reference(rules: TrackingRules, observations: list[Observation]) -> list[int]:
-    """The simulator's inline rules before they moved to tracking.py (git history)."""
+    """The simulator's inline rules before they moved to tracking.py (git history), with
+    one change since: the scale-in threshold is 0.9 x target as AWS stores it (rounded)."""
     high = low = wake = 0
     out = []
     for o in observations:
@@ -237,7 +238,8 @@ def reference(rules: TrackingRules, observations: list[Observation]) -> list[int
         else:
             metric = o.backlog / o.in_service if o.in_service else None
         high = high + 1 if metric is not None and metric > rules.target else 0
-        low = low + 1 if metric is not None and metric < rules.scale_in_ratio * rules.target else 0
+        threshold = round(rules.scale_in_ratio * rules.target, 9)
+        low = low + 1 if metric is not None and metric < threshold else 0
         wake = wake + 1 if o.backlog > 0 and o.in_service == 0 else 0
 
         wanted = o.desired
@@ -304,3 +306,13 @@ def test_a_missing_datapoint_is_as_if_the_period_never_was(
     for o, d in zip(observations, decided, strict=True):
         if o.backlog is None:
             assert d == Decision(o.desired, None, "")
+
+
+def test_the_scale_in_threshold_is_the_one_aws_stores_not_a_float_above_it() -> None:
+    """0.9 x 3 is 2.7000000000000002 in floats; 27 videos on 10 instances (2.7) is not below
+    AWS's threshold 2.7, so fifteen such datapoints scale nothing in."""
+    tracking = TargetTracking(TrackingRules(mode="per-instance", target=3))
+    seen = Observation(backlog=27, in_service=10, warm=10, live=10, desired=10)
+    decisions = [tracking.step(seen) for _ in range(20)]
+    assert {d.desired for d in decisions} == {10}
+    assert tracking.low == 0
