@@ -1,25 +1,48 @@
-"""The audit trail in the admin: read-only, with the fleet and a chart of the last day above it."""
+"""The audit trail in the admin: read-only, with the fleet and a chart above it.
+
+The chart covers the window a person picks with ``?window=1h|6h|24h`` (links
+above it; default the last hour). ``window`` is kept in the list's own links
+(filters, sorting, pages) and is never taken for a filter.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from scaling.audit.charts import ChartSlot, publication_chart_svg
+from scaling.audit.charts import (
+    CHART_WINDOWS,
+    ChartSlot,
+    ChartWindow,
+    chart_window_parse,
+    publication_chart_svg,
+)
 from scaling.audit.fleet import Fleet, fleet_page_get
 from scaling.audit.status import InstalledPolicy, installed_policy_get
 from scaling.models import MetricPublication
 from scaling.selectors import publications_recent
 
-CHART_WINDOW = timedelta(hours=24)
-# A day of the shortest interval (10 s), and a little room.
-CHART_LIMIT = 24 * 3600 // 10 + 10
+WINDOW_PARAM = "window"
+
+
+def chart_limit(window: ChartWindow) -> int:
+    """Rows the chart may need: the window in the shortest interval (10 s), and a little room."""
+    return int(window.span.total_seconds()) // 10 + 10
+
+
+class WindowChangeList(ChangeList):
+    """The change list, with ``window`` left out of the filters (kept in its links)."""
+
+    def get_filters_params(self, params: Any = None) -> Any:
+        lookup = super().get_filters_params(params)
+        lookup.pop(WINDOW_PARAM, None)
+        return lookup
 
 
 @admin.register(MetricPublication)
@@ -49,6 +72,17 @@ class MetricPublicationAdmin(admin.ModelAdmin[MetricPublication]):
             "Measurement",
             {"fields": ("uploaded_count", "processing_count", "oldest_waiting_seconds")},
         ),
+        (
+            "Fleet",
+            {
+                "fields": (
+                    "in_service_instances",
+                    "desired_capacity",
+                    "busy_instances",
+                    "protected_instances",
+                )
+            },
+        ),
         ("Record", {"fields": ("duration_ms", "recorded_at", "spooled")}),
     )
     readonly_fields = (
@@ -62,6 +96,10 @@ class MetricPublicationAdmin(admin.ModelAdmin[MetricPublication]):
         "uploaded_count",
         "processing_count",
         "oldest_waiting_seconds",
+        "in_service_instances",
+        "desired_capacity",
+        "busy_instances",
+        "protected_instances",
         "duration_ms",
         "recorded_at",
         "spooled",
@@ -78,11 +116,16 @@ class MetricPublicationAdmin(admin.ModelAdmin[MetricPublication]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return WindowChangeList
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        # A bad value is no reason to lose the page: the default window and one line.
+        window, window_error = chart_window_parse(request.GET.get(WINDOW_PARAM))
         end = timezone.now()
-        start = end - CHART_WINDOW
+        start = end - window.span
         slots = [
             ChartSlot(
                 slot_start=p.slot_start,
@@ -90,8 +133,12 @@ class MetricPublicationAdmin(admin.ModelAdmin[MetricPublication]):
                 value=p.value,
                 source=p.source,
                 status=p.status,
+                in_service=p.in_service_instances,
+                desired=p.desired_capacity,
+                busy=p.busy_instances,
+                protected=p.protected_instances,
             )
-            for p in publications_recent(since=start, limit=CHART_LIMIT)
+            for p in publications_recent(since=start, limit=chart_limit(window))
         ]
         # The markup is built by our own code from numbers and escaped labels.
         chart = mark_safe(publication_chart_svg(slots=slots, start=start, end=end))  # noqa: S308
@@ -113,6 +160,9 @@ class MetricPublicationAdmin(admin.ModelAdmin[MetricPublication]):
         context = {
             **(extra_context or {}),
             "publication_chart": chart,
+            "chart_window": window,
+            "chart_window_error": window_error,
+            "chart_windows": [(w, _query_with(request, w.key), w == window) for w in CHART_WINDOWS],
             "policy_line": policy_line,
             # The group's instances (a short AWS read, cached) with their videos; or why not.
             "fleet": fleet if isinstance(fleet, Fleet) else None,
@@ -134,3 +184,10 @@ class MetricPublicationAdmin(admin.ModelAdmin[MetricPublication]):
 
         columns.insert(columns.index("source") + 1, aims_for)
         return columns
+
+
+def _query_with(request: HttpRequest, window: str) -> str:
+    """This page's query string with ``window`` set: filters and sorting stay as they are."""
+    query = request.GET.copy()
+    query[WINDOW_PARAM] = window
+    return "?" + query.urlencode()

@@ -46,6 +46,18 @@ class MetricPublication(models.Model):
         help_text="Instances of the group protected from scale-in after the reconciler's "
         "changes; empty when it did not run.",
     )
+    in_service_instances = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="Instances of the group in LifecycleState InService when the reconciler read "
+        "it; empty when the group was not read in this slot.",
+    )
+    desired_capacity = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="The group's DesiredCapacity when the reconciler read it; empty when the "
+        "group was not read in this slot.",
+    )
     asg_name = models.CharField(max_length=255)
     recorded_at = models.DateTimeField(auto_now_add=True)
     spooled = models.BooleanField(

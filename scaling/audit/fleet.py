@@ -20,6 +20,7 @@ from botocore.parsers import ResponseParserError
 from django.core.cache import cache
 from django.db import DatabaseError
 
+from scaling.audit.aws_errors import error_sentence
 from scaling.aws import autoscaling_client
 from scaling.conf import scaling_settings
 from scaling.errors import error_one_line
@@ -136,7 +137,7 @@ def _instances_cached(asg_name: str) -> list[dict[str, Any]] | str:
         else:
             result = f"group {asg_name!r} does not exist in region {scaling_settings().region}"
     except (BotoCoreError, ClientError, ResponseParserError) as exc:
-        result = error_one_line(exc, limit=_ERROR_LIMIT)
+        result = error_sentence(exc, role="status", limit=_ERROR_LIMIT)
     cache.set(key, result, FLEET_CACHE_SECONDS)
     return result
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from scaling.audit.fleet import Work
+from scaling.audit.series import SlotRow
 from scaling.audit.status import ScalingStatus
+
+# time, backlog, in service, desired, busy, protected
+_COLUMNS = (("time", 19), ("backlog", 15), ("in service", 10), ("desired", 7), ("busy", 4))
 
 
 def _duration(seconds: int) -> str:
@@ -40,15 +44,7 @@ def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
         )
     else:
         down("Backlog in the database", s.database.error)
-    if (publications := s.publications.data) is None:
-        down("Last publications", s.publications.error)
-    elif not publications:
-        out("Last publications: none yet.")
-    else:
-        out("Last publications:")
-        for p in publications:
-            value = "-" if p.value is None else p.value
-            out(f"  {p.slot_start} {p.status} {value} ({p.source or 'no source'})")
+    slots_lines(s, out, down)
     if (a := s.agreement.data) is not None:
         verdict = "agrees with" if a.agrees else "differs from"
         out(
@@ -98,6 +94,39 @@ def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
     leases_lines(s, out, down)
     fleet_lines(s, out, down)
     return lines
+
+
+def _cell(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _slot_line(row: SlotRow, *, current: bool) -> str:
+    when = row.slot_start[:19].replace("T", " ")
+    if not row.recorded:
+        return f"  {when}  {'not recorded yet' if current else 'no record'}"
+    backlog = "-" if row.value is None else f"{row.value} {row.source or ''}".strip()
+    if row.status != "published":
+        backlog = "failed" if row.value is None else f"{backlog} failed"
+    cells = [when, backlog, *(_cell(v) for v in (row.in_service, row.desired, row.busy))]
+    padded = "  ".join(text.ljust(width) for text, (_, width) in zip(cells, _COLUMNS, strict=True))
+    return f"  {padded}  {_cell(row.protected)}"
+
+
+def slots_lines(
+    s: ScalingStatus, out: Callable[[str], None], down: Callable[[str, str], None]
+) -> None:
+    """The last slots as a table, oldest first: the admin chart's five series."""
+    if (rows := s.slots.data) is None:
+        down("Last slots", s.slots.error)
+        return
+    last = f"Last {len(rows)} slot{'s' if len(rows) != 1 else ''}"
+    if not any(row.recorded for row in rows):
+        out(f"{last}: nothing recorded.")
+        return
+    out(f"{last} (UTC, oldest first):")
+    out("  " + "  ".join(name.ljust(width) for name, width in _COLUMNS) + "  protected")
+    for n, row in enumerate(rows):
+        out(_slot_line(row, current=n == len(rows) - 1))
 
 
 def leases_lines(

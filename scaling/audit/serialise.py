@@ -31,6 +31,9 @@ class PublicationSummary:
     source: str | None
     status: str
     slot_start: str  # ISO 8601
+    # The group as the reconciler read it in that slot; null when it was not read.
+    in_service_instances: int | None
+    desired_capacity: int | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ def publication_summary(publication: MetricPublication) -> PublicationSummary:
         source=publication.source or None,
         status=publication.status,
         slot_start=publication.slot_start.isoformat(),
+        in_service_instances=publication.in_service_instances,
+        desired_capacity=publication.desired_capacity,
     )
 
 

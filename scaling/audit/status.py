@@ -15,18 +15,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 from django.core.cache import cache
 from django.db import DatabaseError
+from django.utils import timezone
 
+from scaling.audit.aws_errors import GroupMissing, error_sentence
 from scaling.audit.fleet import DrainHook, Fleet, drain_hook_read, fleet_of, fleet_work_read
 from scaling.audit.leases import Leases, leases_read
-from scaling.audit.serialise import (
-    BacklogCounts,
-    PublicationRow,
-    backlog_counts,
-    publication_row,
-)
+from scaling.audit.serialise import BacklogCounts, PublicationRow, backlog_counts, publication_row
+from scaling.audit.series import DEFAULT_SLOTS, SlotRow, slot_rows_read
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
-from scaling.errors import error_one_line
 from scaling.policy.aim import capacity_aim
 from scaling.policy.alarms import alarm_names
 from scaling.policy.requests import TARGET_POLICY_NAME, wake_alarm_name
@@ -110,7 +107,8 @@ def _part(read: Callable[[], T], *, errors: tuple[type[BaseException], ...]) -> 
     try:
         return Part(data=read())
     except errors as exc:
-        return Part(error=error_one_line(exc, limit=_ERROR_LIMIT))
+        # An AWS failure as what to change (aws_errors); anything else as ``Type: message``.
+        return Part(error=error_sentence(exc, limit=_ERROR_LIMIT))
 
 
 _AWS_ERRORS = (BotoCoreError, ClientError, ResponseParserError)
@@ -129,9 +127,7 @@ def _group_describe(autoscaling: Any, asg_name: str) -> dict[str, Any]:
         "AutoScalingGroups"
     ]
     if not groups:
-        raise LookupError(
-            f"group {asg_name!r} does not exist in region {scaling_settings().region}"
-        )
+        raise GroupMissing(asg_name, scaling_settings().region)
     return dict(groups[0])
 
 
@@ -145,10 +141,6 @@ def _group_of(group: dict[str, Any]) -> Group:
         ),
         enabled_metrics=sorted(m["Metric"] for m in group.get("EnabledMetrics", [])),
     )
-
-
-def _group_read(autoscaling: Any, asg_name: str) -> Group:
-    return _group_of(_group_describe(autoscaling, asg_name))
 
 
 def _policies_read(autoscaling: Any, asg_name: str) -> list[Policy]:
@@ -243,6 +235,8 @@ class ScalingStatus:
     # Each instance: lifecycle state, protection, its video (scaling.audit.fleet); the hook.
     fleet: Part[Fleet] = field(default_factory=lambda: Part(error="not read"))
     lifecycle_hook: Part[DrainHook] = field(default_factory=lambda: Part(error="not read"))
+    # The last slots, oldest first: backlog and the group as recorded (scaling.audit.series).
+    slots: Part[list[SlotRow]] = field(default_factory=lambda: Part(error="not read"))
 
     def as_json(self) -> dict[str, Any]:
         # Every field after the name and the region is a Part.
@@ -288,13 +282,15 @@ def installed_policy_get(*, asg_name: str | None = None) -> InstalledPolicy | st
     result: InstalledPolicy | str
     try:
         autoscaling = autoscaling_client(role="status", for_page=True)
-        group = _group_read(autoscaling, name)
+        group = _group_of(_group_describe(autoscaling, name))
         ours = next(
             (p for p in _policies_read(autoscaling, name) if p.name == TARGET_POLICY_NAME),
             None,
         )
         if ours is None or not ours.target_value or ours.mode is None:
-            result = f"no {TARGET_POLICY_NAME} policy on {name}"
+            result = (
+                f"no {TARGET_POLICY_NAME} policy on {name}: run manage.py install_scaling_policy"
+            )
         else:
             result = InstalledPolicy(
                 mode=ours.mode,
@@ -303,15 +299,19 @@ def installed_policy_get(*, asg_name: str | None = None) -> InstalledPolicy | st
                 max_size=group.max,
             )
     except (*_AWS_ERRORS, LookupError) as exc:
-        result = f"policy unknown ({error_one_line(exc, limit=_ERROR_LIMIT)})"
+        result = f"Installed policy unknown: {error_sentence(exc, limit=_ERROR_LIMIT)}"
     cache.set(key, result, INSTALLED_POLICY_CACHE_SECONDS)
     return result
 
 
-def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
+def scaling_status_get(*, asg_name: str | None = None, slots: int = DEFAULT_SLOTS) -> ScalingStatus:
     conf = scaling_settings()
     name = asg_name or conf.asg_name
     database = _part(_backlog_read, errors=(DatabaseError,))
+    now, interval = timezone.now(), conf.interval
+    series = _part(
+        lambda: slot_rows_read(count=slots, interval=interval, now=now), errors=(DatabaseError,)
+    )
     publications = _part(_publications_read, errors=(DatabaseError,))
     agreement = _agreement(database, publications)
     leases = _part(leases_read, errors=(DatabaseError,))
@@ -321,10 +321,10 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
         cloudwatch = cloudwatch_client(for_command=True, role="status")
     except _AWS_ERRORS as exc:  # e.g. no region configured
         # Every AWS part is down for the same reason; Any lets one Part stand for each.
-        down: Part[Any] = Part(error=error_one_line(exc, limit=_ERROR_LIMIT))
+        down: Part[Any] = Part(error=error_sentence(exc, limit=_ERROR_LIMIT))
         return ScalingStatus(
             name, conf.region, database, publications, agreement, down, down, down, down, leases,
-            down, down,
+            down, down, series,
         )  # fmt: skip
     # One DescribeAutoScalingGroups: the capacity and the fleet.
     described = _part(
@@ -345,7 +345,7 @@ def scaling_status_get(*, asg_name: str | None = None) -> ScalingStatus:
     aim = _aim(database, publications, group, policies)
     return ScalingStatus(
         name, conf.region, database, publications, agreement, group, policies, alarms, aim, leases,
-        fleet, hook,
+        fleet, hook, series,
     )  # fmt: skip
 
 

@@ -68,9 +68,11 @@ def fleet_timeout_seconds(interval: int) -> float:
 
 @dataclass
 class FleetOutcome:
-    ran: bool = False  # the group was read: ``busy`` and ``protected`` are measured
+    ran: bool = False  # the group was read: the four counts below are measured
     busy: int | None = None  # instances of the group holding a live lease
     protected: int | None = None  # instances of the group protected after this run
+    in_service: int | None = None  # instances of the group in LifecycleState InService
+    desired: int | None = None  # the group's DesiredCapacity, as read
     protected_now: list[str] = field(default_factory=list)
     unprotected: list[str] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
@@ -161,6 +163,9 @@ class _Run:
         waiting = sorted(i for i, (state, _) in states.items() if state == TERMINATING_WAIT)
         self.outcome.ran = True
         self.outcome.busy = len(busy)
+        self.outcome.in_service = sum(1 for state, _ in states.values() if state == "InService")
+        desired = groups[0].get("DesiredCapacity")
+        self.outcome.desired = desired if isinstance(desired, int) else None
         self.outcome.protected = len(protected)
 
         last_busy = self._marks_tidy(

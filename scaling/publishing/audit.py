@@ -45,6 +45,8 @@ def audit_record_build(result: TickResult, *, conf: ScalingSettings) -> dict[str
         "recovered_count": result.recovered,
         "busy_instances": result.busy_instances,
         "protected_instances": result.protected_instances,
+        "in_service_instances": result.in_service_instances,
+        "desired_capacity": result.desired_capacity,
         "asg_name": conf.asg_name,
         "spooled": False,
     }

@@ -68,6 +68,10 @@ class TickResult:
     # The group's instances holding a live lease / protected; None: the reconciler did not run.
     busy_instances: int | None = None
     protected_instances: int | None = None
+    # The group as the reconciler read it (InService count, DesiredCapacity); None: not read.
+    # Recorded only: AWS publishes GroupInServiceInstances / GroupDesiredCapacity itself.
+    in_service_instances: int | None = None
+    desired_capacity: int | None = None
     audit: str = ""  # recorded | spooled | none
     spool_drained: int = 0
 
@@ -173,6 +177,7 @@ def backlog_tick(
             timeout_seconds=left(fleet_timeout_seconds(conf.interval)),
         )
         result.busy_instances, result.protected_instances = fleet.busy, fleet.protected
+        result.in_service_instances, result.desired_capacity = fleet.in_service, fleet.desired
         if fleet.note and result.source == PublicationSource.DB:
             fleet_notes.append(fleet.note)
 

@@ -134,17 +134,17 @@ def test_scaling_status_unknown_group_says_so_and_exits_0(aws: dict[str, str]) -
     assert out.getvalue().splitlines() == [
         "Group no-such-asg (ap-northeast-2)",
         "Backlog in the database now: 0 (uploaded 0, processing 0).",
-        "Last publications: none yet.",
+        "Last 12 slots: nothing recorded.",
         "Published versus database: not compared (nothing published yet).",
-        "Capacity: unavailable (LookupError: group 'no-such-asg' does not exist in region "
-        "ap-northeast-2).",
+        "Capacity: unavailable (group no-such-asg does not exist in region ap-northeast-2: "
+        "check SCALING_ASG_NAME / AWS_REGION).",
         "Policies: none installed.",
         "Alarms: none.",
         "Target tracking aim: unknown (needs the group and its policies).",
         "Videos being processed: none.",
         "Last recoveries: none.",
-        "Fleet: unavailable (LookupError: group 'no-such-asg' does not exist in region "
-        "ap-northeast-2).",
+        "Fleet: unavailable (group no-such-asg does not exist in region ap-northeast-2: "
+        "check SCALING_ASG_NAME / AWS_REGION).",
         "Lifecycle hook academy-drain-on-terminate: not installed (install_scaling_policy "
         "installs it).",
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +65,22 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def _sixty_publications_one_failed() -> None:
+    """The last hour, one slot a minute; the group was not read in two slots (a gap)."""
     end = timezone.now().replace(second=0, microsecond=0)
     rows = []
     for i in range(60):
         failed = i == 41
         sqs = i in (10, 11, 12)
+        in_service = None if i in (30, 31) else 2 + i // 20
+        fleet = {
+            "in_service_instances": in_service,
+            "desired_capacity": None if in_service is None else in_service + (i % 15 < 5),
+            "busy_instances": None if in_service is None else min(in_service, i % 3),
+            "protected_instances": None if in_service is None else min(in_service, i % 3 + 1),
+        }
         rows.append(
             MetricPublication(
-                slot_start=end - timedelta(minutes=60 - i),
+                slot_start=end - timedelta(minutes=59 - i),
                 interval_seconds=60,
                 value=None if failed else (i * 7) % 23,
                 source="" if failed else ("sqs" if sqs else "db"),
@@ -80,6 +88,7 @@ def _sixty_publications_one_failed() -> None:
                 error="database and SQS both unavailable" if failed else "",
                 duration_ms=3.0,
                 asg_name="academy-video-worker-asg",
+                **fleet,
             )
         )
     MetricPublication.objects.bulk_create(rows)
@@ -109,6 +118,25 @@ def test_staff_user_sees_sixty_points_and_the_failed_slot(live_server: Any, brow
     assert len(from_sqs) == 3
     # The line breaks at the failed slot: 41 values before it, 18 after.
     assert [len(line.get_attribute("points").split()) for line in lines] == [41, 18]
+    # Five series, each named in the legend in its own colour; the instances break
+    # where the group was not read.
+    legend = chart.find_elements(By.CSS_SELECTOR, "g.legend")
+    assert [g.text for g in legend] == [
+        "published backlog",
+        "in service",
+        "desired capacity",
+        "busy (holding a lease)",
+        "protected from scale-in",
+    ]
+    assert all(g.is_displayed() and g.rect["width"] > 0 for g in legend)
+    colours = {g.find_element(By.TAG_NAME, "line").get_attribute("stroke") for g in legend}
+    assert len(colours) == 5
+    for key in ("in-service", "desired", "busy", "protected"):
+        drawn = chart.find_elements(By.CSS_SELECTOR, f'polyline[data-series="{key}"]')
+        assert len(drawn) == 2, key
+        assert all(line.is_displayed() for line in drawn), key
+    # The last hour by default: the axis spans exactly one hour.
+    assert _span_hours(chart) == 1
     assert failed[0].is_displayed()
     assert failed[0].rect["width"] > 0
     # Rendered on the server: the page loads no script from outside.
@@ -120,3 +148,30 @@ def test_staff_user_sees_sixty_points_and_the_failed_slot(live_server: Any, brow
     shot = ARTIFACTS / "admin-metricpublication-chart.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+    # A person picks another window with the links above the chart.
+    browser.find_element(By.CSS_SELECTOR, '#chart-window a[data-window="6h"]').click()
+    assert browser.current_url.endswith("?window=6h")
+    chart = browser.find_element(By.ID, "publication-chart")
+    assert _span_hours(chart) == 6
+    assert len(chart.find_elements(By.CSS_SELECTOR, ".point")) == 60
+    current = browser.find_element(By.CSS_SELECTOR, '#chart-window a[aria-current="page"]')
+    assert current.get_attribute("data-window") == "6h"
+    browser.find_element(By.CSS_SELECTOR, '#chart-window a[data-window="24h"]').click()
+    assert _span_hours(browser.find_element(By.ID, "publication-chart")) == 24
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) == 60
+
+    # A window the page does not know: one line, and the default hour.
+    browser.get(f"{live_server.url}/admin/scaling/metricpublication/?window=3d")
+    message = browser.find_element(By.ID, "chart-window-error")
+    assert message.is_displayed()
+    assert message.text == (
+        "Unknown chart window '3d': showing the last 1 hour (choose one of 1h, 6h, 24h)."
+    )
+    assert _span_hours(browser.find_element(By.ID, "publication-chart")) == 1
+
+
+def _span_hours(chart: Any) -> float:
+    start = datetime.fromisoformat(chart.get_attribute("data-start"))
+    end = datetime.fromisoformat(chart.get_attribute("data-end"))
+    return (end - start).total_seconds() / 3600

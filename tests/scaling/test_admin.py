@@ -48,7 +48,7 @@ def _staff(*, perms: tuple[str, ...] = ()) -> User:
 def test_change_list_shows_the_chart_with_one_mark_per_slot(admin_client: Client) -> None:
     _publications(60, failed_every=20, sqs_every=7)
 
-    response = admin_client.get(LIST_URL)
+    response = admin_client.get(LIST_URL + "?window=6h")
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -68,7 +68,7 @@ def test_chart_leaves_out_slots_older_than_a_day(admin_client: Client) -> None:
         slot_start=timezone.now() - timedelta(hours=25)
     )
 
-    response = admin_client.get(LIST_URL)
+    response = admin_client.get(LIST_URL + "?window=24h")
 
     assert 'data-slots="0"' in response.content.decode()
     assert "No publications in this period." in response.content.decode()
@@ -221,16 +221,42 @@ def test_change_list_shows_what_the_installed_policy_aims_for(
     assert html.count(">0 instances<") == 1  # value 0
 
 
-def test_change_list_says_why_the_policy_is_unknown(admin_client: Client, settings: Any) -> None:
+def test_change_list_says_why_the_policy_is_unknown(
+    admin_client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     _publications(2)
 
     response = admin_client.get(LIST_URL)
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert '<p id="policy-aim" style="margin:0 0 1em 0">policy unknown (' in html
+    assert (
+        '<p id="policy-aim" style="margin:0 0 1em 0">Installed policy unknown: cannot reach AWS '
+        "at http://127.0.0.1:9/: check AWS_ENDPOINT_URL / network</p>"
+    ) in html
     assert "Policy aims for" not in html
+
+
+def test_change_list_says_there_are_no_credentials(
+    admin_client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    html = admin_client.get(LIST_URL).content.decode()
+
+    assert (
+        '<p id="policy-aim" style="margin:0 0 1em 0">Installed policy unknown: no AWS '
+        "credentials on this host: give the instance the status role (deploy/iam/status.json) "
+        "or set AWS_PROFILE</p>"
+    ) in html
 
 
 def test_change_list_shows_the_fleet_above_the_chart(
@@ -283,6 +309,6 @@ def test_change_list_says_why_the_fleet_is_unknown(
     html = admin_client.get(LIST_URL).content.decode()
 
     assert (
-        '<p id="fleet-error">fleet unknown (EndpointConnectionError: Could not connect to the '
-        "endpoint URL: &quot;http://127.0.0.1:9/&quot;)</p>"
+        '<p id="fleet-error">fleet unknown (cannot reach AWS at http://127.0.0.1:9/: '
+        "check AWS_ENDPOINT_URL / network)</p>"
     ) in html

@@ -34,6 +34,7 @@ def _db_down(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("scaling.audit.status.video_backlog_get", refuse)
     monkeypatch.setattr("scaling.audit.status.publications_recent", refuse)
+    monkeypatch.setattr("scaling.audit.series.publications_recent", refuse)
 
 
 def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:
@@ -41,17 +42,24 @@ def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:
     slot = backlog_tick(now=datetime.now(UTC) - timedelta(seconds=1)).slot_start.isoformat()
     call_command("install_scaling_policy", "--target-value", "3", stdout=StringIO())
 
-    lines = _status().splitlines()
+    output = _status("--slots", "2").splitlines()
     processing = sorted(Video.objects.filter(status="PROCESSING").values_list("pk", flat=True))
+    table, lines = output[2:6], output[:2] + output[6:]
 
     assert lines[0] == f"Group {ASG} (ap-northeast-2)"
     assert lines[1].startswith("Backlog in the database now: 7 (uploaded 5, processing 2; ")
-    assert lines[2:4] == ["Last publications:", f"  {slot} published 7 (db)"]
-    assert lines[4] == (f"Latest published value 7 (slot {slot}) agrees with the database now (7).")
+    # The slot just published, with the group as the reconciler read it (no instances).
+    when = slot[:19].replace("T", " ")
+    assert table[:2] == [
+        "Last 2 slots (UTC, oldest first):",
+        "  time                 backlog          in service  desired  busy  protected",
+    ]
+    assert f"  {when}  7 db             0           0        0     0" in table[2:]
+    assert lines[2] == (f"Latest published value 7 (slot {slot}) agrees with the database now (7).")
     # The alarms' lines carry their time: "OK for 2 s (since 2025-...+00:00)".
     held = re.compile(r" for \d+ s \(since \d{4}-\d\d-\d\dT[\d:.]+\+00:00\)$")
-    assert all(held.search(line) for line in lines[10:16])
-    assert [held.sub("", line) for line in lines[5:]] == [
+    assert all(held.search(line) for line in lines[8:14])
+    assert [held.sub("", line) for line in lines[3:]] == [
         "Capacity: min 0, max 10, desired 0, in service 0; group metrics: GroupDesiredCapacity, "
         "GroupInServiceInstances, GroupMaxSize.",
         "Policies:",
@@ -146,7 +154,7 @@ def test_status_with_the_database_down_says_so_per_part(
 
     assert lines[1:4] == [
         "Backlog in the database: unavailable (OperationalError: connection refused).",
-        "Last publications: unavailable (OperationalError: connection refused).",
+        "Last slots: unavailable (OperationalError: connection refused).",
         "Published versus database: not compared (needs the database).",
     ]
     assert lines[-5] == (
@@ -160,7 +168,9 @@ def test_status_with_aws_down_says_so_per_part(
     settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    down = 'unavailable (EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:9/").'
+    down = (
+        "unavailable (cannot reach AWS at http://127.0.0.1:9/: check AWS_ENDPOINT_URL / network)."
+    )
 
     lines = _status().splitlines()
 

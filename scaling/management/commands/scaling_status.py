@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
 from scaling.audit.report import status_lines
+from scaling.audit.series import DEFAULT_SLOTS, slots_count_parse
 from scaling.audit.status import scaling_status_get
 from scaling.management.base import OneLineErrorCommand
 from scaling.policy.options import PolicyError, asg_name_parse
@@ -13,15 +15,23 @@ from scaling.policy.options import PolicyError, asg_name_parse
 
 class Command(OneLineErrorCommand):
     help = (
-        "Show the backlog now, the last publications, the installed policies, the group's "
-        "capacity, each alarm's state and since when, what target tracking aims for, the videos "
-        "being processed by instance and the last recoveries, the fleet (each instance's "
-        "lifecycle state, scale-in protection and video) and the drain lifecycle hook. A "
-        "part that cannot be read says so in one line; the command still exits 0."
+        "Show the backlog now, the last slots as a table (backlog and its source, in service, "
+        "desired, busy, protected), the installed policies, the group's capacity, each alarm's "
+        "state and since when, what target tracking aims for, the videos being processed by "
+        "instance and the last recoveries, the fleet (each instance's lifecycle state, "
+        "scale-in protection and video) and the drain lifecycle hook. A part that cannot be "
+        "read says so in one line; the command still exits 0."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--asg-name", help="The Auto Scaling group [SCALING_ASG_NAME].")
+        parser.add_argument(
+            "--slots",
+            type=_slots,
+            default=DEFAULT_SLOTS,
+            metavar="N",
+            help=f"How many of the last slots to list, 1-500 [{DEFAULT_SLOTS}].",
+        )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -31,9 +41,17 @@ class Command(OneLineErrorCommand):
                 asg_name = asg_name_parse(asg_name)
             except PolicyError as exc:
                 raise CommandError(str(exc)) from exc
-        status = scaling_status_get(asg_name=asg_name)
+        status = scaling_status_get(asg_name=asg_name, slots=options["slots"])
         if options["json"]:
             self.stdout.write(json.dumps(status.as_json(), sort_keys=True))
             return
         for line, warning in status_lines(status):
             self.stdout.write(self.style.WARNING(line) if warning else line)
+
+
+def _slots(text: str) -> int:
+    # A usage error: "argument --slots: must be ...", one line, exit 2, before any read.
+    try:
+        return slots_count_parse(text)
+    except ValueError as exc:
+        raise ArgumentTypeError(str(exc).removeprefix("--slots ")) from None
