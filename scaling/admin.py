@@ -1,6 +1,6 @@
 """The audit trail in the admin: read-only, with the fleet and a chart above it.
 
-The chart covers the window a person picks with ``?window=1h|6h|24h`` (links
+The chart covers the window a person picks with ``?window=15m|1h|6h|24h`` (links
 above it; default the last hour). ``window`` is kept in the list's own links
 (filters, sorting, pages) and is never taken for a filter.
 """

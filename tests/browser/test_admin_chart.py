@@ -166,7 +166,7 @@ def test_staff_user_sees_sixty_points_and_the_failed_slot(live_server: Any, brow
     message = browser.find_element(By.ID, "chart-window-error")
     assert message.is_displayed()
     assert message.text == (
-        "Unknown chart window '3d': showing the last 1 hour (choose one of 1h, 6h, 24h)."
+        "Unknown chart window '3d': showing the last 1 hour (choose one of 15m, 1h, 6h, 24h)."
     )
     assert _span_hours(browser.find_element(By.ID, "publication-chart")) == 1
 

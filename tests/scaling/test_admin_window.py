@@ -86,7 +86,7 @@ def test_a_bad_window_says_so_in_one_line_and_shows_the_default(
     assert response.status_code == 200
     html = response.content.decode()
     [message] = re.findall(r'<p id="chart-window-error" class="errornote">(.*?)</p>', html)
-    assert "showing the last 1 hour (choose one of 1h, 6h, 24h)." in message
+    assert "showing the last 1 hour (choose one of 15m, 1h, 6h, 24h)." in message
     assert "<script>" not in html.split('id="chart-window-error"')[1][:200]
     start, end = _bounds(html)
     assert end - start == timedelta(hours=1)
@@ -132,7 +132,7 @@ def test_the_five_series_reach_the_page_from_the_audit_rows(admin_client: Client
 
 
 def test_the_query_limit_covers_the_window_at_ten_second_slots() -> None:
-    assert [chart_limit(w) for w in CHART_WINDOWS] == [370, 2170, 8650]
+    assert [chart_limit(w) for w in CHART_WINDOWS] == [100, 370, 2170, 8650]
 
 
 def test_the_change_page_shows_the_group_counts(admin_client: Client) -> None:
@@ -143,3 +143,14 @@ def test_the_change_page_shows_the_group_counts(admin_client: Client) -> None:
 
     assert "In service instances" in html
     assert "Desired capacity" in html
+
+
+def test_a_quarter_hour_window_shows_one_burst_slot_by_slot(admin_client: Client) -> None:
+    _rows(*AGES)
+
+    html = admin_client.get(f"{LIST_URL}?window=15m").content.decode()
+
+    start, end = _bounds(html)
+    assert end - start == timedelta(minutes=15)
+    assert 'data-slots="0"' in html  # the youngest row is 30 minutes old
+    assert re.findall(r'aria-current="page" data-window="(\w+)"', html) == ["15m"]

@@ -183,6 +183,6 @@ def test_a_bad_window_gets_the_default_and_one_line(asked: str) -> None:
 
     assert window == DEFAULT_WINDOW
     assert error.startswith("Unknown chart window '")
-    assert error.endswith(": showing the last 1 hour (choose one of 1h, 6h, 24h).")
+    assert error.endswith(": showing the last 1 hour (choose one of 15m, 1h, 6h, 24h).")
     assert "\n" not in error
     assert len(error) < 120
