@@ -40,12 +40,10 @@ from typing import Any
 
 from devstack.localgroup import (
     AWS_ERRORS,
-    BootSecondsError,
     LineOnChange,
     LocalGroup,
-    boot_seconds_get,
-    endpoint_is_local,
     group_read,
+    local_setup,
     one_line,
     plane_client,
 )
@@ -314,34 +312,18 @@ def run(plane: ControlPlane, stopping: threading.Event) -> None:
 
 
 def main() -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
-    import django
-
-    django.setup()
-    from scaling.conf import scaling_settings
-
-    conf = scaling_settings()
-    endpoint = conf.endpoint_url or ""
-    if not endpoint_is_local(endpoint):
-        log.error(
-            "devstack.controlplane runs only against a local endpoint (AWS_ENDPOINT_URL="
-            "http://127.0.0.1:<port>), got %r: it would scale a real group.",
-            endpoint,
-        )
-        return 2
-    try:
-        boot = boot_seconds_get()
-    except BootSecondsError as exc:
-        log.error("%s", exc)
+    setup = local_setup("devstack.controlplane", log)
+    if setup is None:
         return 2
     timeline = os.environ.get("DEVSTACK_TIMELINE_FILE") or None
+    endpoint, region = setup.endpoint, setup.region
     plane = ControlPlane(
-        autoscaling=plane_client("autoscaling", endpoint, conf.region),
-        cloudwatch=plane_client("cloudwatch", endpoint, conf.region),
-        ec2=plane_client("ec2", endpoint, conf.region),
-        asg_name=conf.asg_name,
-        interval_seconds=conf.interval,
-        boot_seconds=boot,
+        autoscaling=plane_client("autoscaling", endpoint, region),
+        cloudwatch=plane_client("cloudwatch", endpoint, region),
+        ec2=plane_client("ec2", endpoint, region),
+        asg_name=setup.asg_name,
+        interval_seconds=setup.interval,
+        boot_seconds=setup.boot_seconds,
         timeline=Path(timeline) if timeline else None,
     )
     stopping = threading.Event()
@@ -351,8 +333,8 @@ def main() -> int:
         "control plane on %s: group %s, every %d s (target tracking's rules: "
         "scaling.simulation.tracking)",
         endpoint,
-        conf.asg_name,
-        conf.interval,
+        setup.asg_name,
+        setup.interval,
     )
     run(plane, stopping)
     return 0

@@ -32,11 +32,9 @@ from typing import Any, Protocol
 
 from devstack.localgroup import (
     AWS_ERRORS,
-    BootSecondsError,
     LineOnChange,
-    boot_seconds_get,
-    endpoint_is_local,
     group_read,
+    local_setup,
     one_line,
     plane_client,
 )
@@ -259,33 +257,16 @@ def queue_refill(queue_url: str) -> int:
 
 
 def main() -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
-    import django
-
-    django.setup()
-    from scaling.conf import scaling_settings
-
-    conf = scaling_settings()
-    endpoint = conf.endpoint_url or ""
-    if not endpoint_is_local(endpoint):
-        log.error(
-            "devstack.fleet runs only against a local endpoint (AWS_ENDPOINT_URL="
-            "http://127.0.0.1:<port>), got %r: it would scale a real group.",
-            endpoint,
-        )
-        return 2
-    try:
-        boot = boot_seconds_get()
-    except BootSecondsError as exc:
-        log.error("%s", exc)
+    setup = local_setup("devstack.fleet", log)
+    if setup is None:
         return 2
     api_url = os.environ.get("DEVSTACK_API_URL", "http://127.0.0.1:8000")
     fleet = LocalFleet(
-        plane_client("autoscaling", endpoint, conf.region),
-        plane_client("ec2", endpoint, conf.region),
-        asg_name=conf.asg_name,
+        plane_client("autoscaling", setup.endpoint, setup.region),
+        plane_client("ec2", setup.endpoint, setup.region),
+        asg_name=setup.asg_name,
         spawner=worker_spawner(api_url),
-        boot_seconds=boot,
+        boot_seconds=setup.boot_seconds,
     )
     stopping = threading.Event()
 
@@ -294,13 +275,13 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    if conf.sqs_queue_url:
-        queue_refill(conf.sqs_queue_url)
+    if setup.sqs_queue_url:
+        queue_refill(setup.sqs_queue_url)
     log.info(
         "local fleet on %s: group %s, one video worker per instance, started %d s after launch",
-        endpoint,
-        conf.asg_name,
-        boot,
+        setup.endpoint,
+        setup.asg_name,
+        setup.boot_seconds,
     )
     run(fleet, stopping)
     return 0

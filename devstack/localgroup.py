@@ -88,6 +88,52 @@ class LineOnChange:
 
 
 @dataclass(frozen=True)
+class LocalSetup:
+    """What the control plane and the fleet start from (the app's own settings)."""
+
+    endpoint: str
+    region: str
+    asg_name: str
+    interval: int
+    sqs_queue_url: str
+    boot_seconds: int
+
+
+def local_setup(program: str, log: logging.Logger) -> LocalSetup | None:
+    """Django set up, the endpoint checked to be on this machine, DEVSTACK_BOOT_SECONDS
+    read; None, after one error line, when ``program`` must not run (exit 2)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "academy.settings")
+    import django
+
+    django.setup()
+    from scaling.conf import scaling_settings
+
+    conf = scaling_settings()
+    endpoint = conf.endpoint_url or ""
+    if not endpoint_is_local(endpoint):
+        log.error(
+            "%s runs only against a local endpoint (AWS_ENDPOINT_URL="
+            "http://127.0.0.1:<port>), got %r: it would scale a real group.",
+            program,
+            endpoint,
+        )
+        return None
+    try:
+        boot = boot_seconds_get()
+    except BootSecondsError as exc:
+        log.error("%s", exc)
+        return None
+    return LocalSetup(
+        endpoint=endpoint,
+        region=conf.region,
+        asg_name=conf.asg_name,
+        interval=conf.interval,
+        sqs_queue_url=conf.sqs_queue_url or "",
+        boot_seconds=boot,
+    )
+
+
+@dataclass(frozen=True)
 class LocalInstance:
     instance_id: str
     state: str  # the group's LifecycleState
