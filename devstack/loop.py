@@ -206,17 +206,16 @@ def burst_upload(count: int, *, interval: int, lead: float = 2.5) -> tuple[list[
     does; each job message is sent once it commits): (ids, when it committed)."""
     from django.db import transaction
 
-    from video.services import video_upload
+    from video.burst import video_burst_upload
 
     wait = (interval - time.time() % interval) - lead
     time.sleep(wait if wait > 0 else wait + interval)
-    stamp = time.strftime("%H:%M:%S")
     committed: list[float] = []
     with transaction.atomic():
         # Registered first, so it runs first once the transaction commits (before the
         # job messages are sent): the moment the tick can count the burst.
         transaction.on_commit(lambda: committed.append(time.time()))
-        ids = [video_upload(title=f"Burst {n} ({stamp})").pk for n in range(1, count + 1)]
+        ids = list(video_burst_upload(count=count).ids)
     return ids, committed[0]
 
 

@@ -26,6 +26,7 @@ class Burst:
     first_id: int
     last_id: int
     title_prefix: str
+    ids: tuple[int, ...]  # in upload order
 
 
 class BurstError(ValueError):
@@ -50,4 +51,6 @@ def video_burst_upload(*, count: int, title_prefix: str | None = None) -> Burst:
         raise BurstError(f"the title prefix must be at most {TITLE_PREFIX_MAX} characters.")
     with transaction.atomic():
         ids = [video_upload(title=f"{prefix} {n}/{count}").pk for n in range(1, count + 1)]
-    return Burst(count=count, first_id=min(ids), last_id=max(ids), title_prefix=prefix)
+    return Burst(
+        count=count, first_id=min(ids), last_id=max(ids), title_prefix=prefix, ids=tuple(ids)
+    )
