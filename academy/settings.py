@@ -232,6 +232,10 @@ SCALING_PUBLISH_INTERVAL_SECONDS = os.environ.get(
     "SCALING_PUBLISH_INTERVAL_SECONDS", str(defaults.SCALING_PUBLISH_INTERVAL_SECONDS)
 )
 SCALING_AUDIT_RETENTION_DAYS = os.environ.get("SCALING_AUDIT_RETENTION_DAYS", "30")
+# The backlog port (scaling.port): this project's implementation is the video app's.
+SCALING_BACKLOG_SOURCE = os.environ.get(
+    "SCALING_BACKLOG_SOURCE", "video.backlog.VideoBacklogSource"
+).strip()
 
 # --- Video workers: leases and the worker API (issue 11) -----------------------
 # Worker API keys (X-Worker-Key), comma-separated for rotation; never the audit key.

@@ -8,6 +8,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from scaling.audit.internal_auth import MAX_KEY_LENGTH
 from scaling.conf import ALLOWED_INTERVALS, QUEUE_URL_RE, internal_api_keys, scaling_settings
+from scaling.port import backlog_source_problem
 
 # CloudWatch limits: names and dimension values are 1..255 characters.
 _MAX_NAME = 255
@@ -131,7 +132,15 @@ def _settings_errors() -> list[CheckMessage]:
                 id="scaling.E006",
             )
         )
-    if not conf.state_url.startswith(("redis://", "rediss://", "file://")):
+    if not conf.state_url:
+        errors.append(
+            Error(
+                "SCALING_STATE_URL is not set: slot claims and the audit spool need a store.",
+                hint="Set SCALING_STATE_URL to a Redis URL (production) or file:///some/dir.",
+                id="scaling.E007",
+            )
+        )
+    elif not conf.state_url.startswith(("redis://", "rediss://", "file://")):
         errors.append(
             Error(
                 # The scheme only: the rest of a URL may hold a password.
@@ -139,6 +148,16 @@ def _settings_errors() -> list[CheckMessage]:
                 "neither redis:// nor file://.",
                 hint="Set SCALING_STATE_URL to a Redis URL (production) or file:///some/dir.",
                 id="scaling.E007",
+            )
+        )
+    problem = backlog_source_problem()
+    if problem:
+        errors.append(
+            Error(
+                problem,
+                hint="Set SCALING_BACKLOG_SOURCE to the dotted path of a class or object with "
+                "backlog_get() (see scaling.port).",
+                id="scaling.E009",
             )
         )
     return errors

@@ -1,4 +1,4 @@
-"""The internal audit endpoint: what the database says the backlog is now.
+"""The internal audit endpoint: what the backlog source says the backlog is now.
 
 It answers the question the old Lambda asked over the internet, so that a
 person or ``manage.py check_internal_api`` can compare it with what the
@@ -17,8 +17,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from scaling.audit.internal_auth import internal_request_refusal
 from scaling.audit.serialise import backlog_answer
+from scaling.port import backlog_source
 from scaling.selectors import publication_latest
-from video.selectors import video_backlog_get
 
 logger = logging.getLogger("scaling.internal_api")
 
@@ -41,7 +41,7 @@ def backlog_count_view(request: HttpRequest) -> JsonResponse:
     if internal_request_refusal(request) is not None:
         return _json({"error": "forbidden"}, status=403)
     try:
-        backlog = video_backlog_get()
+        backlog = backlog_source().backlog_get()
         publication = publication_latest()
     except DatabaseError as exc:
         logger.error("Internal API: database unavailable | error=%s", exc)

@@ -6,8 +6,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from scaling.audit.internal_auth import MAX_KEY_LENGTH
-from scaling.conf import internal_api_keys
+from scaling.api import MAX_KEY_LENGTH, internal_api_keys
 from video.conf import (
     DOTTED_PATH_RE,
     LEASE_SECONDS_RANGE,

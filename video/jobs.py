@@ -16,9 +16,7 @@ from functools import partial
 
 from django.db import transaction
 
-from scaling.aws import sqs_client
-from scaling.conf import scaling_settings
-from scaling.errors import error_one_line
+from scaling.api import error_one_line, job_queue_url, sqs_client
 
 logger = logging.getLogger("video.jobs")
 
@@ -34,7 +32,7 @@ def video_job_send_on_commit(video_id: int) -> None:
     Outside a transaction (autocommit) it is sent at once. Does nothing when no
     queue is configured.
     """
-    queue_url = scaling_settings().sqs_queue_url
+    queue_url = job_queue_url()
     if not queue_url:
         return
     transaction.on_commit(partial(video_job_send, video_id, queue_url=queue_url), robust=True)

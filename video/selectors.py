@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,25 +18,8 @@ from django.db.models import (
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from scaling.api import Backlog, InstanceLeases, Recovery, WorkInProgress
 from video.models import BACKLOG_STATUSES, Video, VideoRecovery, VideoStatus
-
-
-@dataclass(frozen=True)
-class Backlog:
-    uploaded: int
-    processing: int
-    oldest_uploaded_at: datetime | None
-    measured_at: datetime
-
-    @property
-    def total(self) -> int:
-        return self.uploaded + self.processing
-
-    @property
-    def oldest_waiting_seconds(self) -> float | None:
-        if self.oldest_uploaded_at is None:
-            return None
-        return max(0.0, (self.measured_at - self.oldest_uploaded_at).total_seconds())
 
 
 def backlog_summary_qs() -> QuerySet[Any, Any]:
@@ -62,10 +44,10 @@ def video_backlog_get() -> Backlog:
     uploaded = rows.get(VideoStatus.UPLOADED)
     processing = rows.get(VideoStatus.PROCESSING)
     return Backlog(
-        uploaded=uploaded["n"] if uploaded else 0,
-        processing=processing["n"] if processing else 0,
+        waiting=uploaded["n"] if uploaded else 0,
+        in_progress=processing["n"] if processing else 0,
         # The oldest *waiting* video: a PROCESSING one is not waiting for a worker.
-        oldest_uploaded_at=uploaded["oldest"] if uploaded else None,
+        oldest_waiting_at=uploaded["oldest"] if uploaded else None,
         measured_at=timezone.now(),
     )
 
@@ -105,16 +87,6 @@ def videos_lease_missing_qs(*, limit: int = 500) -> QuerySet[Video, Video]:
     ).order_by("pk")[:limit]
 
 
-@dataclass(frozen=True)
-class InstanceLeases:
-    """The PROCESSING videos one instance holds."""
-
-    instance_id: str  # "" for PROCESSING videos with no lease (older rows, made by hand)
-    processing: int
-    live: int  # of those, how many hold a lease that has not run out
-    lease_expires_at: datetime | None  # the latest expiry among them
-
-
 def videos_processing_by_instance() -> list[InstanceLeases]:
     """PROCESSING videos grouped by the instance that holds them, by instance id."""
     rows = (
@@ -139,19 +111,7 @@ def videos_processing_by_instance() -> list[InstanceLeases]:
     ]
 
 
-@dataclass(frozen=True)
-class Recovery:
-    """One recovery: a video whose lease ran out, put back (UPLOADED) or given up (FAILED)."""
-
-    video_id: int
-    status: str
-    attempts: int  # the claims it had had; FAILED when this reached VIDEO_MAX_ATTEMPTS
-    instance_id: str  # the instance that held the lost lease ("" if none was known)
-    worker_id: str
-    recovered_at: datetime  # the database's clock
-
-
-def video_recoveries_recent(limit: int = 20) -> list[Recovery]:
+def video_recoveries_recent(*, limit: int = 20) -> list[Recovery]:
     """The latest recoveries, newest first (from ``VideoRecovery``, indexed by time)."""
     rows = VideoRecovery.objects.order_by("-recovered_at", "-pk").values_list(
         "video_id", "status", "attempts", "instance_id", "worker_id", "recovered_at"
@@ -159,16 +119,7 @@ def video_recoveries_recent(limit: int = 20) -> list[Recovery]:
     return [Recovery(*row) for row in rows]
 
 
-@dataclass(frozen=True)
-class VideoInProgress:
-    """One PROCESSING video: the instance that holds its lease and how long it has run."""
-
-    video_id: int
-    instance_id: str  # "" when no lease names one
-    seconds: int | None  # since processing started, on the database's clock (None: unknown)
-
-
-def videos_in_progress(*, limit: int = 500) -> list[VideoInProgress]:
+def videos_in_progress(*, limit: int = 500) -> list[WorkInProgress]:
     """PROCESSING videos by instance, the longest running first (one query)."""
     running = ExpressionWrapper(Now() - F("processing_started_at"), output_field=DurationField())
     rows = (
@@ -178,10 +129,27 @@ def videos_in_progress(*, limit: int = 500) -> list[VideoInProgress]:
         .values_list("pk", "lease_instance_id", "running")[:limit]
     )
     return [
-        VideoInProgress(
+        WorkInProgress(
             video_id=pk,
             instance_id=instance_id,
             seconds=None if running is None else max(0, int(running.total_seconds())),
         )
         for pk, instance_id, running in rows
+    ]
+
+
+def video_processing_seconds_recent(*, since: datetime, limit: int) -> list[float]:
+    """Upload-to-READY durations of the most recent READY videos, in seconds.
+
+    The model stores when a video was created and when its status last changed,
+    not when it entered PROCESSING. For a READY video that gives upload -> READY:
+    queue wait plus processing, an upper bound on the processing time.
+    """
+    rows = (
+        Video.objects.filter(status=VideoStatus.READY, status_changed_at__gte=since)
+        .order_by("-status_changed_at")
+        .values_list("created_at", "status_changed_at")[:limit]
+    )
+    return [
+        seconds for created, changed in rows if (seconds := (changed - created).total_seconds()) > 0
     ]

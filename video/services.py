@@ -28,11 +28,11 @@ from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet
 from django.db.models.functions import Greatest, Now
 
+from scaling.api import Recovery
 from video.conf import video_settings
 from video.jobs import video_job_send_on_commit
 from video.models import Video, VideoRecovery, VideoStatus
 from video.selectors import (
-    Recovery,
     lease_expired_q,
     videos_lease_expired_qs,
     videos_lease_missing_qs,

@@ -28,9 +28,12 @@ from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from scaling.audit.internal_auth import internal_key_refusal
-from scaling.errors import error_one_line
-from scaling.fleet.protection import instance_draining, instance_protect_for_claim
+from scaling.api import (
+    error_one_line,
+    instance_draining,
+    instance_protect_for_claim,
+    internal_key_refusal,
+)
 from video import services
 from video.conf import worker_api_keys
 from video.models import Video

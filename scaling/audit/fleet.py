@@ -4,7 +4,7 @@ and the termination lifecycle hook that lets a busy instance drain.
 
 The instances come from the one ``DescribeAutoScalingGroups`` answer that
 ``scaling_status`` reads for the group's capacity (role "status"); the videos from
-``video.selectors.videos_in_progress`` (the lease's instance, the database's clock).
+the backlog source's lease hooks (``scaling.port``: the lease's instance, its clock).
 An instance that holds a lease but is not in the group (terminated, or a worker
 run by hand) is listed too, as "not in the group".
 """
@@ -26,13 +26,14 @@ from scaling.conf import scaling_settings
 from scaling.errors import error_one_line
 from scaling.fleet.hook import LIFECYCLE_HOOK_NAME
 from scaling.policy.hook import hook_describe
-from video.selectors import VideoInProgress, videos_in_progress
+from scaling.port import WorkInProgress, lease_hooks
 
 NOT_IN_GROUP = "not in the group"
 # The admin page reads the group at most this often (answer or error): a page never
 # waits on AWS more than once in this long, and the states shown are this fresh.
 FLEET_CACHE_SECONDS = 15
 _ERROR_LIMIT = 300
+WORK_LIMIT = 500  # in-progress items listed (the longest running first)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class DrainHook:
 
 def fleet_of(
     instances: Sequence[Mapping[str, Any]],
-    work: Sequence[VideoInProgress] | None,
+    work: Sequence[WorkInProgress] | None,
     work_error: str = "",
 ) -> Fleet:
     """The group's instances (by id) with their videos, then lease holders outside it."""
@@ -99,8 +100,9 @@ def fleet_of(
     return Fleet(instances=out, work_error=work_error)
 
 
-def fleet_work_read() -> list[VideoInProgress]:
-    return videos_in_progress()
+def fleet_work_read() -> list[WorkInProgress]:
+    hooks = lease_hooks()
+    return [] if hooks is None else hooks.work_in_progress(limit=WORK_LIMIT)
 
 
 def drain_hook_read(autoscaling: Any, asg_name: str) -> DrainHook:
@@ -153,7 +155,7 @@ def fleet_page_get(*, asg_name: str | None = None) -> Fleet | str:
     if isinstance(instances, str):
         return f"fleet unknown ({instances})"
     try:
-        work: list[VideoInProgress] | None = fleet_work_read()
+        work: list[WorkInProgress] | None = fleet_work_read()
         error = ""
     except DatabaseError as exc:  # the instances still show, without their videos
         work, error = None, error_one_line(exc, limit=_ERROR_LIMIT)

@@ -1,16 +1,11 @@
-"""Video work in progress as the status shows it: what each instance holds, and
-the last videos whose worker was lost (read from the video app's selectors)."""
+"""Work in progress as the status shows it: what each instance holds, and the last
+items whose worker was lost (read through the backlog source's lease hooks)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from video.selectors import (
-    InstanceLeases,
-    Recovery,
-    video_recoveries_recent,
-    videos_processing_by_instance,
-)
+from scaling.port import LEASES_OFF, InstanceLeases, Recovery, lease_hooks
 
 RECENT_RECOVERIES = 5
 
@@ -47,10 +42,14 @@ class RecoveryRow:
 class Leases:
     instances: list[InstanceWork]
     recoveries: list[RecoveryRow]
+    off: str = ""  # why there are no leases at all ("": the host's workers hold them)
 
 
 def leases_read() -> Leases:
+    hooks = lease_hooks()
+    if hooks is None:
+        return Leases(instances=[], recoveries=[], off=LEASES_OFF)
     return Leases(
-        instances=[InstanceWork.of(row) for row in videos_processing_by_instance()],
-        recoveries=[RecoveryRow.of(r) for r in video_recoveries_recent(RECENT_RECOVERIES)],
+        instances=[InstanceWork.of(row) for row in hooks.leases_by_instance()],
+        recoveries=[RecoveryRow.of(r) for r in hooks.recoveries_recent(limit=RECENT_RECOVERIES)],
     )

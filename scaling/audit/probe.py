@@ -23,7 +23,7 @@ from django.db import DatabaseError
 from scaling.audit.internal_auth import HEADER_NAME
 from scaling.conf import internal_api_keys
 from scaling.errors import error_one_line
-from video.selectors import video_backlog_get
+from scaling.port import backlog_source
 
 ENDPOINT_PATH = "/api/v1/internal/video/backlog-count/"
 _REDIRECTED = "redirected (not followed, so the key is not sent elsewhere)"
@@ -82,7 +82,7 @@ def endpoint_url(base: str) -> str:
 
 
 def _backlog_now() -> int:
-    return video_backlog_get().total
+    return backlog_source().backlog_get().total
 
 
 def _ask(url: str, *, key: str, timeout: float) -> tuple[int, Any]:

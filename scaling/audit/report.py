@@ -135,6 +135,9 @@ def leases_lines(
     if (leases := s.leases.data) is None:
         down("Videos being processed", s.leases.error)
         return
+    if leases.off:
+        out(f"Leases, recovery, scale-in protection and drain: {leases.off}.")
+        return
     if not leases.instances:
         out("Videos being processed: none.")
     else:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from scaling.models import MetricPublication
-from video.selectors import Backlog
+from scaling.port import Backlog
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ class PublicationRow(PublicationSummary):
 def backlog_counts(backlog: Backlog) -> BacklogCounts:
     return BacklogCounts(
         total=backlog.total,
-        uploaded=backlog.uploaded,
-        processing=backlog.processing,
+        uploaded=backlog.waiting,
+        processing=backlog.in_progress,
         oldest_waiting_seconds=backlog.oldest_waiting_seconds,
     )
 

@@ -27,8 +27,8 @@ from scaling.conf import scaling_settings
 from scaling.policy.aim import capacity_aim
 from scaling.policy.alarms import alarm_names
 from scaling.policy.requests import TARGET_POLICY_NAME, wake_alarm_name
+from scaling.port import backlog_source
 from scaling.selectors import publications_recent
-from video.selectors import video_backlog_get
 
 T = TypeVar("T")
 RECENT_PUBLICATIONS = 5
@@ -115,7 +115,7 @@ _AWS_ERRORS = (BotoCoreError, ClientError, ResponseParserError)
 
 
 def _backlog_read() -> BacklogCounts:
-    return backlog_counts(video_backlog_get())
+    return backlog_counts(backlog_source().backlog_get())
 
 
 def _publications_read() -> list[PublicationRow]:

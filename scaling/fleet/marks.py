@@ -1,5 +1,5 @@
 """What the fleet code remembers between slots and between processes, in the claims
-store (``scaling.publishing.claims``: Redis, else a directory; per environment).
+store (``scaling.state``: Redis, else a directory; per environment).
 
 Three kinds of mark, each ``{instance id: a time (epoch seconds)}``:
 
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 
 from scaling.conf import scaling_settings
 from scaling.errors import error_one_line
-from scaling.publishing.claims import StateStore, StateUnavailable, state_store_get
+from scaling.state import StateStore, StateUnavailable, state_store_get
 
 logger = logging.getLogger("scaling.fleet")
 

@@ -33,7 +33,7 @@ from scaling.fleet.marks import (
     is_fresh,
     marks_write,
 )
-from scaling.publishing.claims import StateUnavailable, state_store_get
+from scaling.state import StateUnavailable, state_store_get
 
 logger = logging.getLogger("scaling.fleet")
 

@@ -33,6 +33,7 @@ from django.db import DatabaseError
 
 from scaling.aws import fleet_client
 from scaling.conf import scaling_settings
+from scaling.database import connection_drop
 from scaling.deadline import DeadlineExceeded, deadline
 from scaling.errors import error_one_line
 from scaling.fleet.hook import LIFECYCLE_HOOK_NAME
@@ -47,10 +48,8 @@ from scaling.fleet.marks import (
     marks_write,
 )
 from scaling.fleet.protection import aws_error_code
-from scaling.publishing.backlog import connection_drop
-from scaling.publishing.claims import StateStore
-from video import conf as video_conf
-from video.selectors import videos_processing_by_instance
+from scaling.port import LeaseHooks, lease_hooks
+from scaling.state import StateStore
 
 logger = logging.getLogger("scaling.fleet")
 
@@ -80,11 +79,11 @@ class FleetOutcome:
     note: str = ""  # why the run stopped short; empty when it did all it meant to
 
 
-def instances_busy(*, expired_too: bool) -> set[str]:
-    """Instances holding a live lease (``expired_too``: or any PROCESSING video)."""
+def instances_busy(hooks: LeaseHooks, *, expired_too: bool) -> set[str]:
+    """Instances holding a live lease (``expired_too``: or any in-progress item)."""
     return {
         row.instance_id
-        for row in videos_processing_by_instance()
+        for row in hooks.leases_by_instance()
         if row.instance_id and (row.live > 0 or (expired_too and row.processing > 0))
     }
 
@@ -93,9 +92,12 @@ def fleet_reconcile(
     *, store: StateStore, database_answered: bool, now: float, timeout_seconds: float
 ) -> FleetOutcome:
     """Bring the group's protection and lifecycle actions in line with the leases."""
+    hooks = lease_hooks()
+    if hooks is None:
+        return FleetOutcome()  # no leases, no busy instances: protection and drain are off
     if not database_answered:
         return FleetOutcome(note="fleet skipped: the database did not answer")
-    run = _Run(store=store, now=now)
+    run = _Run(store=store, now=now, hooks=hooks)
     try:
         with deadline(timeout_seconds, "the fleet reconciler"):
             run.go()
@@ -121,8 +123,9 @@ def fleet_reconcile(
 
 
 class _Run:
-    def __init__(self, *, store: StateStore, now: float) -> None:
+    def __init__(self, *, store: StateStore, now: float, hooks: LeaseHooks) -> None:
         self.store = store
+        self.hooks = hooks
         self.now = now
         self.conf = scaling_settings()
         self.outcome = FleetOutcome()
@@ -136,8 +139,8 @@ class _Run:
 
     def go(self) -> None:
         up_since = self.store.database_up_since(healthy=None, now=self.now)
-        self.expired_too = up_since is None or self.now - up_since < video_conf.lease_seconds()
-        busy_anywhere = instances_busy(expired_too=self.expired_too)
+        self.expired_too = up_since is None or self.now - up_since < self.hooks.lease_seconds()
+        busy_anywhere = instances_busy(self.hooks, expired_too=self.expired_too)
         self.client = fleet_client()
         asg = self.conf.asg_name
         described = self._call(
@@ -189,7 +192,9 @@ class _Run:
             marks_drop(self.store, PROTECTED, to_unprotect)
             self._protection(to_unprotect, on=False, protected=protected)
             # A claim that landed between the read and the call: protect it again.
-            again = instances_busy(expired_too=self.expired_too) & set(self.outcome.unprotected)
+            again = instances_busy(self.hooks, expired_too=self.expired_too) & set(
+                self.outcome.unprotected
+            )
             self._protection(sorted(again), on=True, protected=protected)
         self.outcome.protected = len(protected)
         marks_write(self.store, PROTECTED, {i: self.now for i in protected})

@@ -66,6 +66,7 @@ from scaling.policy.requests import (
     wake_policy_arn_placeholder,
     wake_policy_request_build,
 )
+from scaling.port import LEASES_OFF, lease_hooks
 
 Action = Literal["created", "updated", "unchanged", "removed", "absent", "kept"]
 METRICS_ITEM_NAME = f"{', '.join(GROUP_METRICS)} ({METRICS_GRANULARITY})"
@@ -226,7 +227,11 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
         perform(dashboard)
     run.items.append(item)
 
-    # 6. The termination lifecycle hook: a busy instance drains before it goes.
+    # 6. The termination lifecycle hook: a busy instance drains before it goes. Without
+    # leases no instance is ever busy, so the hook would only slow every termination.
+    if lease_hooks() is None:
+        run.warnings.append(f"Lifecycle hook not installed: drain is {LEASES_OFF}.")
+        return run
     hook = hook_request_build(
         asg_name=options.asg_name, drain_timeout_seconds=options.drain_timeout_seconds
     )

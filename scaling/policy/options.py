@@ -15,7 +15,7 @@ from scaling.conf import scaling_settings
 
 # MODES and Mode are the aim's; the installer and the simulator take them from here.
 from scaling.policy.aim import MODES, Mode
-from video.conf import DEFAULT_LEASE_SECONDS, lease_seconds
+from scaling.port import lease_hooks
 
 DEFAULT_TARGET_VALUE = 3.0  # the old policy's number; per instance in per-instance mode
 DEFAULT_WARMUP_SECONDS = 60  # the old "scale out after about 60 s"
@@ -31,6 +31,8 @@ _SNS_TOPIC_ARN = re.compile(
 # takes 30..7200 s; the default is two leases within those bounds (scaling.policy.hook).
 DRAIN_TIMEOUT_RANGE = (30, 7200)
 DRAIN_TIMEOUT_LEASES = 2
+# Two leases of the reference video worker (VIDEO_LEASE_SECONDS 120), for hosts without leases.
+DEFAULT_DRAIN_TIMEOUT_SECONDS = 240
 
 TOTAL_MODE_WARNING = (
     "Warning: --mode total tracks the raw backlog, which does not fall as instances are "
@@ -65,7 +67,7 @@ class PolicyOptions:
     alarm_wait_seconds: float = DEFAULT_ALARM_WAIT_SECONDS
     alarm_topic: str | None = None
     # The termination lifecycle hook's HeartbeatTimeout (drain_timeout_default()).
-    drain_timeout_seconds: int = DRAIN_TIMEOUT_LEASES * DEFAULT_LEASE_SECONDS
+    drain_timeout_seconds: int = DEFAULT_DRAIN_TIMEOUT_SECONDS
 
 
 def _number(flag: str, raw: str) -> float:
@@ -98,9 +100,12 @@ def alarm_topic_parse(raw: str | None) -> str | None:
 
 
 def drain_timeout_default() -> int:
-    """Two leases (VIDEO_LEASE_SECONDS), within the 30..7200 s AWS allows."""
+    """Two of the host's leases, within the 30..7200 s AWS allows."""
+    hooks = lease_hooks()
+    if hooks is None:
+        return DEFAULT_DRAIN_TIMEOUT_SECONDS
     low, high = DRAIN_TIMEOUT_RANGE
-    return min(high, max(low, DRAIN_TIMEOUT_LEASES * lease_seconds()))
+    return min(high, max(low, DRAIN_TIMEOUT_LEASES * hooks.lease_seconds()))
 
 
 def drain_timeout_parse(raw: str | None) -> int:

@@ -10,20 +10,18 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from scaling.conf import ScalingSettings
+from scaling.database import connection_drop
 from scaling.deadline import DeadlineExceeded, deadline
 from scaling.models import MetricPublication
-from scaling.publishing.backlog import connection_drop
-from scaling.publishing.claims import state_store_get
+from scaling.publishing.outcome import TickResult
 from scaling.publishing.slots import record_timeout_seconds
-
-if TYPE_CHECKING:
-    from scaling.publishing.tick import TickResult
+from scaling.state import state_store_get
 
 logger = logging.getLogger("scaling.publishing")
 

@@ -1,16 +1,16 @@
-"""Where the backlog is measured: the database first, SQS queue depth as fallback."""
+"""Where the backlog is measured: the host's backlog source (scaling.port) first, SQS
+queue depth as the fallback."""
 
 from __future__ import annotations
 
-import contextlib
-
 from botocore.exceptions import BotoCoreError, ClientError
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
 from scaling.aws import sqs_client
+from scaling.database import connection_drop
 from scaling.deadline import DeadlineExceeded, deadline
 from scaling.errors import error_one_line
-from video.selectors import Backlog, video_backlog_get
+from scaling.port import Backlog, backlog_source
 
 
 class BacklogUnavailable(Exception):
@@ -20,7 +20,7 @@ class BacklogUnavailable(Exception):
 def backlog_measure_db(*, timeout_seconds: float) -> Backlog:
     try:
         with deadline(timeout_seconds, "the database"):
-            return video_backlog_get()
+            return backlog_source().backlog_get()
     except (DatabaseError, DeadlineExceeded) as exc:
         # The connection may be half-way through a hung query: drop it so the
         # next use starts clean instead of waiting on the same socket.
@@ -46,12 +46,3 @@ def backlog_measure_sqs(*, queue_url: str, timeout_seconds: float = 0) -> int:
         )
     except (BotoCoreError, ClientError, KeyError, ValueError, DeadlineExceeded) as exc:
         raise BacklogUnavailable(error_one_line(exc)) from exc
-
-
-def connection_drop() -> None:
-    # Inside an atomic block (a test's transaction) closing would break the
-    # caller's transaction; the tick itself never runs in one.
-    if connection.in_atomic_block:
-        return
-    with contextlib.suppress(Exception):
-        connection.close()

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 from django.db import DatabaseError
 
+from scaling.database import connection_drop
 from scaling.deadline import DeadlineExceeded, deadline
 from scaling.errors import error_one_line
-from scaling.publishing.backlog import connection_drop
-from scaling.publishing.claims import StateStore
-from video import conf as video_conf
-from video.services import videos_recover_expired
+from scaling.port import lease_hooks
+from scaling.state import StateStore
 
 logger = logging.getLogger("scaling.publishing")
 
@@ -34,17 +33,20 @@ def lease_recovery_run(
     *, store: StateStore, database_answered: bool, now: float, timeout_seconds: float
 ) -> RecoveryOutcome:
     up_since = store.database_up_since(healthy=database_answered, now=now)
+    hooks = lease_hooks()
+    if hooks is None:
+        return RecoveryOutcome(None)  # the host's workers hold no leases: nothing to recover
     if not database_answered:
         return RecoveryOutcome(None, "recovery skipped: the database did not answer")
-    lease = video_conf.lease_seconds()
+    lease = hooks.lease_seconds()
     if up_since is None or now - up_since < lease:
         # Not an error: the workers are still being given their full lease.
         return RecoveryOutcome(None)
     try:
         with deadline(timeout_seconds, "the database"):
-            recoveries = videos_recover_expired(max_attempts=video_conf.max_attempts())
+            recovered = hooks.leases_recover_expired()
     except (DatabaseError, DeadlineExceeded) as exc:
         connection_drop()
         store.database_up_since(healthy=False, now=now)
         return RecoveryOutcome(None, f"recovery: {error_one_line(exc)}")
-    return RecoveryOutcome(len(recoveries))
+    return RecoveryOutcome(recovered)

@@ -4,9 +4,8 @@ take, and the key that lets exactly one tick of an environment claim a slot."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import quote
 
-from scaling.conf import ScalingSettings
+from scaling.conf import ScalingSettings, environment_key
 
 SOFT_LIMIT_MARGIN = 2  # the task's soft time limit is interval - 2 s
 SPOOL_RESERVE_SECONDS = 1.5  # a spool push: Redis with short timeouts, else a local file
@@ -36,17 +35,6 @@ def tick_budget_seconds(interval: int) -> float:
         - SPOOL_RESERVE_SECONDS
         - 0.5
     )
-
-
-def environment_key(conf: ScalingSettings) -> str:
-    """What tells two deployments apart when they share a Redis or a var/ directory.
-
-    The metric's identity in CloudWatch is (region, namespace, group): two
-    environments that differ in any of them publish separate series, so each
-    must claim its own slots. Quoted so the key is also a safe file name.
-    """
-    parts = (conf.region, conf.namespace, conf.asg_name)
-    return ":".join(quote(part, safe="") for part in parts)
 
 
 def slot_claim_key(conf: ScalingSettings, slot: datetime, *, purpose: str = "publish") -> str:

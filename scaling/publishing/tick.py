@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any
 
 from django.utils import timezone
 
 from scaling.conf import ScalingSettings, scaling_settings
 from scaling.fleet.reconcile import fleet_reconcile, fleet_timeout_seconds
 from scaling.metric_spec import metric_spec_get
-from scaling.models import PublicationSource, PublicationStatus
+from scaling.models import PublicationSource
 from scaling.publishing.audit import audit_record_build, tick_audit_record
 from scaling.publishing.backlog import (
     BacklogUnavailable,
     backlog_measure_db,
     backlog_measure_sqs,
 )
-from scaling.publishing.claims import StateUnavailable, state_store_get
 from scaling.publishing.cloudwatch import MetricPublishError, metric_publish
+from scaling.publishing.outcome import TickResult, TickStatus
 from scaling.publishing.recovery import lease_recovery_run
 from scaling.publishing.slots import (
     SOFT_LIMIT_MARGIN,
@@ -36,49 +33,11 @@ from scaling.publishing.slots import (
     slot_start_get,
     tick_budget_seconds,
 )
+from scaling.state import StateUnavailable, state_store_get
 
 logger = logging.getLogger("scaling.publishing")
 
 PUBLISH_TASK_NAME = "scaling.tasks.publish_backlog_metric"
-
-
-class TickStatus(StrEnum):
-    """Every outcome of a tick; the first two are also what the audit row records."""
-
-    PUBLISHED = PublicationStatus.PUBLISHED.value
-    FAILED = PublicationStatus.FAILED.value
-    ALREADY_CLAIMED = "already-claimed"
-    EXPIRED = "expired"
-    DRY_RUN = "dry-run"
-
-
-@dataclass
-class TickResult:
-    slot_start: datetime
-    published: bool
-    value: int | None
-    source: str | None
-    status: TickStatus
-    error: str = ""
-    duration_ms: float = 0.0
-    uploaded: int | None = None
-    processing: int | None = None
-    oldest_waiting_seconds: float | None = None
-    recovered: int | None = None  # videos whose lease expired; None: recovery did not run
-    # The group's instances holding a live lease / protected; None: the reconciler did not run.
-    busy_instances: int | None = None
-    protected_instances: int | None = None
-    # The group as the reconciler read it (InService count, DesiredCapacity); None: not read.
-    # Recorded only: AWS publishes GroupInServiceInstances / GroupDesiredCapacity itself.
-    in_service_instances: int | None = None
-    desired_capacity: int | None = None
-    audit: str = ""  # recorded | spooled | none
-    spool_drained: int = 0
-
-    def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["slot_start"] = self.slot_start.isoformat()
-        return data
 
 
 def backlog_tick(
@@ -148,8 +107,8 @@ def backlog_tick(
         backlog = backlog_measure_db(timeout_seconds=left(db_timeout_seconds(conf.interval)))
         result.value = backlog.total
         result.source = PublicationSource.DB
-        result.uploaded = backlog.uploaded
-        result.processing = backlog.processing
+        result.uploaded = backlog.waiting
+        result.processing = backlog.in_progress
         result.oldest_waiting_seconds = backlog.oldest_waiting_seconds
     except BacklogUnavailable as exc:
         errors.append(f"database: {exc}")

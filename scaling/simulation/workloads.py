@@ -185,28 +185,21 @@ def _upload_time_parse(text: str) -> float | datetime | None:
 
 def processing_history_seconds(
     *, now: datetime | None = None, days: int = HISTORY_DAYS, limit: int = HISTORY_LIMIT
-) -> list[float]:
-    """Upload-to-READY durations of the most recent READY videos, in seconds.
+) -> list[float] | None:
+    """Processing durations of the most recent finished items, in seconds, from the
+    host's backlog source (``scaling.port``); None when the source offers none.
 
-    The model stores when a video was created and when its status last changed,
-    not when it entered PROCESSING. For a READY video that gives upload -> READY:
-    queue wait plus processing. That is an upper bound on the processing time, so
-    a simulation fed with it errs towards more waiting and more instances.
+    The reference video app answers with upload-to-READY durations: queue wait
+    plus processing, an upper bound, so a simulation fed with it errs towards
+    more waiting and more instances.
     """
     # Imported here: the simulation itself needs neither Django nor the database.
     from django.utils import timezone
 
-    from video.models import Video, VideoStatus
+    from scaling.port import processing_history
 
     since = (now or timezone.now()) - timedelta(days=days)
-    rows = (
-        Video.objects.filter(status=VideoStatus.READY, status_changed_at__gte=since)
-        .order_by("-status_changed_at")
-        .values_list("created_at", "status_changed_at")[:limit]
-    )
-    return [
-        seconds for created, changed in rows if (seconds := (changed - created).total_seconds()) > 0
-    ]
+    return processing_history(since=since, limit=limit)
 
 
 # --------------------------------------------------------------------------- from the flags
@@ -246,6 +239,11 @@ def _processing(flags: WorkloadFlags) -> ProcessingTimes:
     if spread:
         raise SimulationError("--processing-spread needs --processing-mean")
     history = processing_history_seconds()
+    if history is None:
+        raise SimulationError(
+            "the backlog source (SCALING_BACKLOG_SOURCE) keeps no processing history: "
+            "pass --processing-mean SECONDS"
+        )
     if len(history) < HISTORY_MIN_VIDEOS:
         raise SimulationError(
             f"only {len(history)} READY videos in the last {HISTORY_DAYS} days "

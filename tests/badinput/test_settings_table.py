@@ -406,6 +406,18 @@ TABLE: dict[str, Row] = {
     "hold-seconds-as-given": _accepted(
         "VIDEO_WORKER_HOLD_SECONDS", " 2.5 ", "repr(s.VIDEO_WORKER_HOLD_SECONDS)", "' 2.5 '"
     ),
+    "backlog-source-missing": Row(
+        "SCALING_BACKLOG_SOURCE",
+        "video.nowhere.Source",
+        1,
+        _scaling_error(
+            "scaling.E009",
+            "SCALING_BACKLOG_SOURCE 'video.nowhere.Source' cannot be imported (No module "
+            "named 'video.nowhere').",
+            "Set SCALING_BACKLOG_SOURCE to the dotted path of a class or object with "
+            "backlog_get() (see scaling.port).",
+        ),
+    ),
     "retention-negative": Row(
         "SCALING_AUDIT_RETENTION_DAYS",
         "-1",

@@ -15,7 +15,7 @@ from devstack.localaws import local_aws_bootstrap, local_client
 from scaling.aws import aws_call_observers, fleet_client
 from scaling.fleet.marks import BUSY
 from scaling.fleet.reconcile import FleetOutcome, fleet_reconcile
-from scaling.publishing.claims import state_store_get
+from scaling.state import state_store_get
 
 ASG = "academy-video-worker-asg"
 OTHER_ASG = "someone-elses-asg"

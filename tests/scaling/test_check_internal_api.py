@@ -191,7 +191,7 @@ def test_database_down(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse() -> None:
         raise OperationalError("connection refused\nIs the server running?")
 
-    monkeypatch.setattr("scaling.audit.probe.video_backlog_get", refuse)
+    monkeypatch.setattr("video.backlog.video_backlog_get", refuse)
 
     _, error = _run("http://127.0.0.1:1")
 

@@ -10,10 +10,11 @@ from typing import Any
 import boto3
 import pytest
 
-from scaling.conf import scaling_settings
-from scaling.publishing.claims import state_store_get
-from scaling.publishing.slots import environment_key, slot_claim_key, slot_start_get
-from scaling.publishing.tick import TickStatus, backlog_tick
+from scaling.conf import environment_key, scaling_settings
+from scaling.publishing.outcome import TickStatus
+from scaling.publishing.slots import slot_claim_key, slot_start_get
+from scaling.publishing.tick import backlog_tick
+from scaling.state import state_store_get
 from tests.factories import videos_create
 
 pytestmark = pytest.mark.django_db

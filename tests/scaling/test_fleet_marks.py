@@ -12,7 +12,7 @@ import pytest
 
 from scaling.fleet.marks import BUSY, DRAINING, PROTECTED
 from scaling.fleet.protection import instance_draining
-from scaling.publishing.claims import (
+from scaling.state import (
     FileStateStore,
     RedisStateStore,
     StateStore,

@@ -18,8 +18,8 @@ from botocore.stub import Stubber
 from devstack.localaws import local_client
 from scaling.fleet.marks import BUSY
 from scaling.models import MetricPublication
-from scaling.publishing.claims import state_store_get
 from scaling.publishing.tick import backlog_tick
+from scaling.state import state_store_get
 from tests.factories import video_leased
 from tests.scaling.fleet_support import (
     ASG,
@@ -216,7 +216,7 @@ def test_no_database_no_reconcile_and_no_made_up_counts(
         raise OperationalError("connection refused")
 
     group_resize(aws, 2)
-    monkeypatch.setattr("scaling.publishing.backlog.video_backlog_get", refuse)
+    monkeypatch.setattr("video.backlog.video_backlog_get", refuse)
 
     result = backlog_tick()
 

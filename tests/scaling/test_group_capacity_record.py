@@ -59,7 +59,7 @@ def test_not_read_means_null_never_zero(
         raise OperationalError("connection refused")
 
     group_resize(aws, 2)
-    monkeypatch.setattr("scaling.publishing.backlog.video_backlog_get", refuse)
+    monkeypatch.setattr("video.backlog.video_backlog_get", refuse)
     skipped = backlog_tick()  # the database is down: the reconciler does not run
     assert (skipped.in_service_instances, skipped.desired_capacity) == (None, None)
     monkeypatch.undo()

@@ -12,8 +12,9 @@ import pytest
 from django.db import OperationalError
 
 from scaling.models import MetricPublication
-from scaling.publishing.claims import state_store_get
-from scaling.publishing.tick import TickStatus, backlog_tick
+from scaling.publishing.outcome import TickStatus
+from scaling.publishing.tick import backlog_tick
+from scaling.state import state_store_get
 from tests.factories import video_leased
 from video.models import Video, VideoStatus
 
@@ -94,7 +95,7 @@ def test_a_tick_without_the_database_restarts_the_wait(
     def refuse() -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("scaling.publishing.backlog.video_backlog_get", refuse)
+    monkeypatch.setattr("video.backlog.video_backlog_get", refuse)
     down = backlog_tick()
     monkeypatch.undo()
     settings.VIDEO_LEASE_SECONDS = str(LEASE)

@@ -32,7 +32,7 @@ def _db_down(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(**kwargs: Any) -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("scaling.audit.status.video_backlog_get", refuse)
+    monkeypatch.setattr("video.backlog.video_backlog_get", refuse)
     monkeypatch.setattr("scaling.audit.status.publications_recent", refuse)
     monkeypatch.setattr("scaling.audit.series.publications_recent", refuse)
 
@@ -243,7 +243,7 @@ def test_status_says_when_the_leases_cannot_be_read(
     def refuse() -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("scaling.audit.leases.videos_processing_by_instance", refuse)
+    monkeypatch.setattr("video.backlog.videos_processing_by_instance", refuse)
 
     assert "Videos being processed: unavailable (OperationalError: connection refused).\n" in (
         _status()

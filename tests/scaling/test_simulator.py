@@ -325,6 +325,7 @@ def test_processing_times_from_history_use_upload_to_ready() -> None:
 
     history = processing_history_seconds(now=now)
 
+    assert history is not None
     assert sorted(history) == [60.0 * m for m in range(1, 21)]
     out = json.loads(_command("--pattern=spike", "--count=3", "--target-value=1", "--json"))
     assert out["workload"]["mean_processing_seconds"] > 0

@@ -43,7 +43,7 @@ def _db_down(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse() -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("scaling.publishing.backlog.video_backlog_get", refuse)
+    monkeypatch.setattr("video.backlog.video_backlog_get", refuse)
 
 
 def _sqs_depth(aws: dict[str, str], visible: int) -> None:

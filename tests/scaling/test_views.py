@@ -171,7 +171,7 @@ def test_database_down_is_503_with_one_line(
     def refuse() -> None:
         raise OperationalError('connection to server at "10.0.0.5" failed\n\tIs it running?')
 
-    monkeypatch.setattr("scaling.views.video_backlog_get", refuse)
+    monkeypatch.setattr("video.backlog.video_backlog_get", refuse)
 
     response = _get(client, CURRENT_KEY)
 

@@ -31,15 +31,15 @@ FINISHED_ROWS = 20_000
 
 def test_empty_backlog() -> None:
     backlog = video_backlog_get()
-    assert (backlog.uploaded, backlog.processing, backlog.total) == (0, 0, 0)
-    assert backlog.oldest_uploaded_at is None
+    assert (backlog.waiting, backlog.in_progress, backlog.total) == (0, 0, 0)
+    assert backlog.oldest_waiting_at is None
     assert backlog.oldest_waiting_seconds is None
 
 
 def test_counts_only_uploaded_and_processing() -> None:
     videos_create(UPLOADED=3, PROCESSING=2, READY=7, FAILED=4)
     backlog = video_backlog_get()
-    assert (backlog.uploaded, backlog.processing, backlog.total) == (3, 2, 5)
+    assert (backlog.waiting, backlog.in_progress, backlog.total) == (3, 2, 5)
 
 
 def test_oldest_is_the_oldest_uploaded_not_processing() -> None:
@@ -49,7 +49,7 @@ def test_oldest_is_the_oldest_uploaded_not_processing() -> None:
     oldest = video_create(status=VideoStatus.UPLOADED, at=now - timedelta(hours=2))
     video_create(status=VideoStatus.UPLOADED, at=now - timedelta(hours=1))
     backlog = video_backlog_get()
-    assert backlog.oldest_uploaded_at == oldest.status_changed_at
+    assert backlog.oldest_waiting_at == oldest.status_changed_at
     assert backlog.oldest_waiting_seconds is not None
     assert 2 * 3600 <= backlog.oldest_waiting_seconds < 2 * 3600 + 60
 
@@ -57,7 +57,7 @@ def test_oldest_is_the_oldest_uploaded_not_processing() -> None:
 def test_oldest_is_none_when_only_processing_waits() -> None:
     video_create(status=VideoStatus.PROCESSING, at=timezone.now() - timedelta(hours=5))
     backlog = video_backlog_get()
-    assert (backlog.uploaded, backlog.processing, backlog.oldest_uploaded_at) == (0, 1, None)
+    assert (backlog.waiting, backlog.in_progress, backlog.oldest_waiting_at) == (0, 1, None)
 
 
 def test_backlog_is_one_query(django_assert_num_queries: Any) -> None:
@@ -96,14 +96,14 @@ def test_recoveries_recent_newest_first_and_limited() -> None:
     services.videos_recover_expired(max_attempts=3, limit=1)
     services.videos_recover_expired(max_attempts=3, limit=1)
 
-    recent = video_recoveries_recent(10)
+    recent = video_recoveries_recent(limit=10)
 
     assert [(r.video_id, r.status, r.attempts, r.instance_id) for r in recent] == [
         (second.pk, "UPLOADED", 1, "i-b"),
         (first.pk, "FAILED", 3, "i-a"),
     ]
     assert recent[0].recovered_at >= recent[1].recovered_at
-    assert video_recoveries_recent(1) == recent[:1]
+    assert video_recoveries_recent(limit=1) == recent[:1]
 
 
 # --- PostgreSQL: the plans of the exact queries the selector runs ------------
@@ -162,7 +162,7 @@ def test_backlog_query_reads_only_the_partial_index(big_table: dict[str, int]) -
 
 def test_backlog_on_postgres_counts_only_waiting(big_table: dict[str, int]) -> None:
     backlog = video_backlog_get()
-    assert (backlog.uploaded, backlog.processing) == (
+    assert (backlog.waiting, backlog.in_progress) == (
         big_table["UPLOADED"],
         big_table["PROCESSING"],
     )

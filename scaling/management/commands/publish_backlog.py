@@ -6,7 +6,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from scaling.management.base import OneLineErrorCommand
-from scaling.publishing.tick import TickStatus, backlog_tick
+from scaling.publishing.outcome import TickStatus
+from scaling.publishing.tick import backlog_tick
 
 
 class Command(OneLineErrorCommand):

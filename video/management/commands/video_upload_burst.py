@@ -7,9 +7,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 
-from scaling.conf import scaling_settings
-from scaling.errors import error_one_line
-from scaling.management.base import OneLineErrorCommand
+from scaling.api import OneLineErrorCommand, error_one_line, job_queue_url
 from video.burst import BURST_MAX, BURST_MIN, TITLE_PREFIX_MAX, BurstError, video_burst_upload
 
 DEFAULT_COUNT = 30
@@ -53,7 +51,7 @@ class Command(OneLineErrorCommand):
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        queue_url = scaling_settings().sqs_queue_url
+        queue_url = job_queue_url()
         try:
             burst = video_burst_upload(count=options["count"], title_prefix=options["title_prefix"])
         except BurstError as exc:

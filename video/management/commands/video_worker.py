@@ -11,8 +11,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.utils.module_loading import import_string
 
-from scaling.conf import QUEUE_URL_RE, scaling_settings
-from scaling.management.base import OneLineErrorCommand
+from scaling.api import QUEUE_URL_RE, OneLineErrorCommand, job_queue_url
 from video.conf import lease_seconds, video_settings, worker_api_keys
 from video.worker import client, imds, queue
 from video.worker.jobs import DEFAULT_HOLD_SECONDS, hold_job
@@ -65,8 +64,7 @@ class Command(OneLineErrorCommand):
                 f"--api-url {api_url!r} is not an http(s) URL: pass e.g. {DEFAULT_API_URL}."
             ) from None
         api = client.WorkerApiClient(api_url, worker_key())
-        conf = scaling_settings()
-        queue_url = str(options["queue_url"] or conf.sqs_queue_url).strip()
+        queue_url = str(options["queue_url"] or job_queue_url()).strip()
         if not queue_url:
             raise bad_input(
                 "No job queue is configured: set SCALING_SQS_QUEUE_URL or pass --queue-url."
@@ -89,7 +87,9 @@ class Command(OneLineErrorCommand):
                 "No instance id: the EC2 instance metadata service did not answer; "
                 "pass --instance-id."
             )
-        job_queue = queue.SqsJobQueue(queue_url, region=conf.region, endpoint_url=conf.endpoint_url)
+        job_queue = queue.SqsJobQueue(
+            queue_url, region=str(settings.AWS_REGION), endpoint_url=settings.AWS_ENDPOINT_URL
+        )
         worker = VideoWorker(
             api=api,
             queue=job_queue,

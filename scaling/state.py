@@ -21,8 +21,7 @@ from urllib.parse import quote, unquote, urlparse
 import redis
 from django.conf import settings
 
-from scaling.conf import scaling_settings
-from scaling.publishing.slots import environment_key
+from scaling.conf import environment_key, scaling_settings
 
 CLAIM_PREFIX = "academy:scaling:slot:"
 SPOOL_PREFIX = "academy:scaling:audit-spool:"
