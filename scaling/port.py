@@ -120,6 +120,10 @@ def _missing(obj: object, names: tuple[str, ...]) -> list[str]:
     return [name for name in names if not callable(getattr(obj, name, None))]
 
 
+def _calls(names: list[str]) -> str:
+    return ", ".join(f"{name}()" for name in names)
+
+
 def _load(path: str) -> Any:
     if not path:
         raise BacklogSourceError(
@@ -137,13 +141,13 @@ def _load(path: str) -> Any:
     missing = _missing(source, BACKLOG_METHODS)
     if missing:
         raise BacklogSourceError(
-            f"{SETTING} {path!r} has no {', '.join(missing)}(): it must implement "
+            f"{SETTING} {path!r} has no {_calls(missing)}: it must implement "
             "scaling.port.BacklogSource."
         )
     partial = _missing(source, LEASE_METHODS)
     if partial and len(partial) < len(LEASE_METHODS):
         raise BacklogSourceError(
-            f"{SETTING} {path!r} has some lease hooks but not {', '.join(partial)}(): "
+            f"{SETTING} {path!r} has some lease hooks but not {_calls(partial)}: "
             "implement all of scaling.port.LeaseHooks, or none."
         )
     return source
