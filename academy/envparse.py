@@ -113,6 +113,26 @@ def broker_url_parse(raw: str | None, *, transports: frozenset[str]) -> str:
     return url
 
 
+# Transports and stores that live on one host (a directory, a process's memory).
+PER_HOST_SCHEMES = frozenset({"filesystem", "memory", "file"})
+
+
+def production_shared_check(name: str, raw: str | None, *, example: str, why: str) -> None:
+    """With DEBUG off: the value must be set, and reachable from every host (invariant 9)."""
+    url = (raw or "").strip()
+    if not url:
+        raise ImproperlyConfigured(
+            f"{name} is not set: DEBUG is off, so set it to a server every host shares "
+            f"({example}); an embedded default is per host and {why}."
+        )
+    scheme = url.partition("://")[0].split("+", 1)[0]
+    if scheme in PER_HOST_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} uses {scheme}://, which is per host: DEBUG is off, so set it to a "
+            f"server every host shares ({example}); otherwise {why}."
+        )
+
+
 def internal_keys_parse(name: str, raw: str | None) -> list[str]:
     keys = env_list_parse(raw)
     # Bytes, not characters: an endpoint sees the header's UTF-8 bytes one per character.

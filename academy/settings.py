@@ -116,6 +116,12 @@ TEMPLATES = [
 # when the database is down, and it has to find out within its slot.
 # 0 would mean "wait forever" to libpq, so 1 is the least accepted.
 DATABASE_CONNECT_TIMEOUT = _env_int("DATABASE_CONNECT_TIMEOUT", 3, minimum=1)
+if not os.environ.get("DATABASE_URL") and not DEBUG:
+    # An empty embedded SQLite file would measure a backlog of 0 (invariant 9).
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set: DEBUG is off, so set DATABASE_URL to the production "
+        "database (postgres://user:password@host:5432/name), never an embedded SQLite file."
+    )
 _database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'academy.sqlite3'}"
 try:
     _database = dj_database_url.parse(_database_url, conn_max_age=0)
@@ -176,6 +182,13 @@ if not DEBUG:
 CELERY_BROKER_URL = envparse.broker_url_parse(
     os.environ.get("CELERY_BROKER_URL"), transports=frozenset(TRANSPORT_ALIASES)
 )
+if not DEBUG:
+    envparse.production_shared_check(
+        "CELERY_BROKER_URL",
+        os.environ.get("CELERY_BROKER_URL"),
+        example="redis://host:6379/0",
+        why="beat and the workers on other hosts would never meet",
+    )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "celery-queue"
@@ -214,6 +227,13 @@ SCALING_STATE_URL = os.environ.get("SCALING_STATE_URL") or (
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     else f"file://{VAR_DIR / 'scaling-state'}"
 )
+if not DEBUG:
+    envparse.production_shared_check(
+        "SCALING_STATE_URL",
+        SCALING_STATE_URL,
+        example="redis://host:6379/0, or unset with a Redis broker",
+        why="two hosts would each claim every slot and publish it twice",
+    )
 
 # AWS. boto3 reads AWS_ENDPOINT_URL and credentials from the environment itself.
 AWS_REGION = envparse.aws_region_parse(

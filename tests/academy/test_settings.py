@@ -78,7 +78,10 @@ def test_old_internal_key_name_is_still_read(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("command", [["check", "--deploy"], ["migrate", "--no-input"]])
+@pytest.mark.parametrize(
+    "command",
+    [["check", "--deploy"], ["migrate", "--no-input"], ["publish_backlog"], ["runserver"]],
+)
 @pytest.mark.parametrize(
     ("change", "sentence"),
     [
@@ -103,6 +106,40 @@ def test_old_internal_key_name_is_still_read(tmp_path: Path) -> None:
             "ALLOWED_HOSTS is not set: DEBUG is off, so set ALLOWED_HOSTS to the "
             "comma-separated host names this API answers to.",
             id="blank-allowed-hosts",
+        ),
+        pytest.param(
+            {"DATABASE_URL": None},
+            "DATABASE_URL is not set: DEBUG is off, so set DATABASE_URL to the production "
+            "database (postgres://user:password@host:5432/name), never an embedded SQLite file.",
+            id="no-database-url",
+        ),
+        pytest.param(
+            {"CELERY_BROKER_URL": None},
+            "CELERY_BROKER_URL is not set: DEBUG is off, so set it to a server every host "
+            "shares (redis://host:6379/0); an embedded default is per host and beat and the "
+            "workers on other hosts would never meet.",
+            id="no-broker",
+        ),
+        pytest.param(
+            {"CELERY_BROKER_URL": "filesystem://"},
+            "CELERY_BROKER_URL uses filesystem://, which is per host: DEBUG is off, so set it "
+            "to a server every host shares (redis://host:6379/0); otherwise beat and the "
+            "workers on other hosts would never meet.",
+            id="filesystem-broker",
+        ),
+        pytest.param(
+            {"SCALING_STATE_URL": "file:///var/lib/academy/state"},
+            "SCALING_STATE_URL uses file://, which is per host: DEBUG is off, so set it to a "
+            "server every host shares (redis://host:6379/0, or unset with a Redis broker); "
+            "otherwise two hosts would each claim every slot and publish it twice.",
+            id="file-claim-store",
+        ),
+        pytest.param(
+            {"CELERY_BROKER_URL": "amqp://guest@127.0.0.1:5672//"},
+            "SCALING_STATE_URL uses file://, which is per host: DEBUG is off, so set it to a "
+            "server every host shares (redis://host:6379/0, or unset with a Redis broker); "
+            "otherwise two hosts would each claim every slot and publish it twice.",
+            id="non-redis-broker-and-no-store",
         ),
         pytest.param(
             {"DEBUG": "maybe"},
