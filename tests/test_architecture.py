@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,49 @@ def test_the_worker_package_is_django_free_in_every_file() -> None:
     reached = {t for m in worker for t in reachable(GRAPH, m)}
     assert offending == []
     assert {t for t in reached if not t.startswith("video.worker")} == set()
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+_REFERENCE = re.compile(
+    r"(?<![/\w.-])((?:scaling|video|devstack|academy|bench)(?:[./][a-z_][A-Za-z_]*)+)"
+)
+
+
+def _documented_modules() -> dict[str, Path]:
+    return {
+        module: path
+        for module, path in project_files(packages=("scaling", "video", "devstack")).items()
+        if not path.name.startswith("__") and "commands" not in path.parts
+    }
+
+
+def _named(module: str, text: str) -> bool:
+    """Named as ``room.module`` / ``room/module`` or as an entry of the rooms tree
+    (the module's name first on an indented line, then its purpose)."""
+    *parents, stem = module.split(".")
+    dotted = rf"\b{re.escape(parents[-1])}[./]{re.escape(stem)}\b"
+    entry = rf"(?m)^\s+{re.escape(stem)}\s{{2,}}\S"
+    return bool(re.search(dotted, text) or re.search(entry, text))
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    text = ARCHITECTURE.read_text()
+    missing = sorted(m for m in _documented_modules() if not _named(m, text))
+    assert missing == []
+
+
+def test_the_architecture_page_names_nothing_that_does_not_exist() -> None:
+    """Every dotted or slashed path it mentions (scaling.publishing.tick,
+    scaling/state.py, video.services.video_claim) starts with a real module."""
+    modules = set(project_files())
+    text = ARCHITECTURE.read_text()
+    stale = set()
+    for reference in _REFERENCE.findall(text):
+        parts = reference.removesuffix(".py").replace("/", ".").split(".")
+        # The longest prefix that is a module; a package root alone does not count
+        # unless the reference is just the package (scaling/, video.models, ...).
+        known = [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+        hit = next((k for k in known if k in modules), None)
+        if hit is None or (hit == parts[0] and len(parts) > 1 and parts[1] not in ("py",)):
+            stale.add(reference)
+    assert sorted(stale) == []
