@@ -131,7 +131,7 @@ def _run(
         timelines_table,
     )
     from scaling.publishing.schedule import schedule_ensure
-    from scaling.simulation.model import SimPolicy
+    from scaling.simulation.policy import SimPolicy
 
     schedule_ensure()
     call_command(
@@ -157,7 +157,7 @@ def _run(
     )
     settled = burst_watch(watch, limit=args.limit)
     live = watch.result()
-    policy = SimPolicy(
+    policy = SimPolicy.build(
         mode="per-instance",
         target=args.target,
         warmup_seconds=args.warmup,

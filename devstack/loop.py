@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from devstack.localgroup import LocalGroup, group_read
-from scaling.simulation.model import SimPolicy, Workload, simulate
+from scaling.simulation.model import Workload, simulate
+from scaling.simulation.policy import SimPolicy
 from scaling.simulation.result import SimResult, percentile
 
 
@@ -260,7 +261,7 @@ def simulated(
 
 
 def sim_first_scale_out(result: SimResult) -> float | None:
-    previous = result.policy.min_size
+    previous = result.policy.rules.min_size
     for tick in result.timeline:
         if tick.desired > previous:
             return tick.seconds

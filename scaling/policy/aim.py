@@ -18,16 +18,16 @@ class AimError(ValueError):
     """A problem with the aim's input (or the simulator's), worded as one sentence."""
 
 
-def _target_check(target: float) -> None:
+def target_check(target: float) -> None:
     if not (isinstance(target, int | float) and math.isfinite(target) and target > 0):
         raise AimError(f"the target must be a finite number above 0, got {target!r}")
 
 
-def _clamp(value: int, *, min_size: int, max_size: int) -> int:
+def size_clamp(value: int, *, min_size: int, max_size: int) -> int:
     return max(min_size, min(max_size, value))
 
 
-def _ceil_ratio(numerator: Fraction, denominator: Fraction) -> int:
+def ceil_ratio(numerator: Fraction, denominator: Fraction) -> int:
     # Exact arithmetic: ceil(6 / 3) must be 2, not 3 because of a float's last bit.
     return math.ceil(numerator / denominator)
 
@@ -46,15 +46,15 @@ def capacity_aim(*, backlog: int, target: float, mode: str, min_size: int, max_s
     """
     if mode not in MODES:
         raise AimError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    _target_check(target)
+    target_check(target)
     if backlog < 0:
         raise AimError(f"backlog must be 0 or more, got {backlog}")
     if min_size < 0 or max_size < min_size:
         raise AimError(f"need 0 <= min_size <= max_size, got {min_size} and {max_size}")
     if mode == "per-instance":
-        aim = _ceil_ratio(Fraction(backlog), Fraction(target))
+        aim = ceil_ratio(Fraction(backlog), Fraction(target))
     elif backlog > target:
         aim = max_size
     else:
         aim = 1 if backlog > 0 else 0
-    return _clamp(aim, min_size=min_size, max_size=max_size)
+    return size_clamp(aim, min_size=min_size, max_size=max_size)

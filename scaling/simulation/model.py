@@ -28,26 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scaling.policy.aim import AimError, _target_check
-from scaling.policy.options import (
-    DEFAULT_WARMUP_SECONDS,
-    MAX_WARMUP_SECONDS,
-    MODES,
-    target_from_wait,
-)
+from scaling.policy.options import target_from_wait
+from scaling.simulation.policy import SimPolicy, SimulationError
 from scaling.simulation.result import SimResult, Tick
 from scaling.simulation.termination import termination_pick
-from scaling.simulation.tracking import (
-    SCALE_IN_DATAPOINTS,
-    SCALE_IN_RATIO,
-    SCALE_OUT_DATAPOINTS,
-    Observation,
-    TargetTracking,
-    TrackingRules,
-)
-
-# One class for a bad input, whether the simulator or the aim it follows finds it.
-SimulationError = AimError
+from scaling.simulation.tracking import Observation, TargetTracking
 
 DAY_SECONDS = 86_400
 
@@ -77,60 +62,7 @@ class Workload:
         }
 
 
-# --------------------------------------------------------------------------- policy and run
-
-
-@dataclass(frozen=True)
-class SimPolicy:
-    mode: str
-    target: float
-    warmup_seconds: int = DEFAULT_WARMUP_SECONDS
-    min_size: int = 0
-    max_size: int = 10
-    boot_seconds: int = 60
-    scale_out_datapoints: int = SCALE_OUT_DATAPOINTS
-    scale_in_datapoints: int = SCALE_IN_DATAPOINTS
-    scale_in_ratio: float = SCALE_IN_RATIO
-    wake_datapoints: int = 1
-    # Scale-in protection of busy instances (scaling.simulation.termination).
-    protection: bool = True
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise SimulationError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        _target_check(self.target)
-        if not 0 <= self.warmup_seconds <= MAX_WARMUP_SECONDS:
-            raise SimulationError(
-                f"--warmup must be between 0 and {MAX_WARMUP_SECONDS} seconds, "
-                f"got {self.warmup_seconds}"
-            )
-        if self.min_size < 0:
-            raise SimulationError(f"--min-size must be 0 or more, got {self.min_size}")
-        if self.max_size < max(1, self.min_size):
-            raise SimulationError(
-                f"--max-size must be at least 1 and at least --min-size ({self.min_size}), "
-                f"got {self.max_size}"
-            )
-        if self.boot_seconds < 0:
-            raise SimulationError(f"--boot-time must be 0 or more seconds, got {self.boot_seconds}")
-
-    @property
-    def label(self) -> str:
-        return f"{self.mode} {self.target:g}"
-
-    def rules(self) -> TrackingRules:
-        """What target tracking applies (``scaling.simulation.tracking``, shared with
-        the local control plane of ``make run``)."""
-        return TrackingRules(
-            mode=self.mode,
-            target=self.target,
-            min_size=self.min_size,
-            max_size=self.max_size,
-            scale_out_datapoints=self.scale_out_datapoints,
-            scale_in_datapoints=self.scale_in_datapoints,
-            scale_in_ratio=self.scale_in_ratio,
-            wake_datapoints=self.wake_datapoints,
-        )
+# --------------------------------------------------------------------------- run
 
 
 @dataclass
@@ -175,9 +107,9 @@ class _Run:
         # The group starts at rest: MinSize instances, booted and warmed long ago.
         settled = -float(policy.boot_seconds + policy.warmup_seconds)
         self.instances = [
-            _Instance(launched_at=0.0, ready_at=settled) for _ in range(policy.min_size)
+            _Instance(launched_at=0.0, ready_at=settled) for _ in range(policy.rules.min_size)
         ]
-        self.desired = policy.min_size
+        self.desired = policy.rules.min_size
         self.rng = random.Random(seed)
         self.rework = 0.0
         self.restarted = 0
@@ -187,7 +119,7 @@ class _Run:
 
     def run(self) -> SimResult:
         p = self.policy
-        tracking = TargetTracking(p.rules())
+        tracking = TargetTracking(p.rules)
         actions = 0
         peak = len(self.live())
         timeline: list[Tick] = []
@@ -231,7 +163,7 @@ class _Run:
             )
 
             done = self.finished == len(self.arrivals)
-            if done and self.desired == p.min_size and len(self.live()) == p.min_size:
+            if done and self.desired == p.rules.min_size and len(self.live()) == p.rules.min_size:
                 drained = True
                 break
             if now >= limit:
@@ -337,4 +269,7 @@ def recommend(results: Sequence[SimResult], *, acceptable_wait: float) -> SimRes
     passing = [r for r in results if r.drained and r.p95_wait <= acceptable_wait]
     if not passing:
         return None
-    return min(passing, key=lambda r: (round(r.instance_seconds, 6), r.p95_wait, -r.policy.target))
+    return min(
+        passing,
+        key=lambda r: (round(r.instance_seconds, 6), r.p95_wait, -r.policy.rules.target),
+    )

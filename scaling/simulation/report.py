@@ -6,7 +6,8 @@ import math
 import shlex
 from pathlib import Path
 
-from scaling.simulation.model import SimulationError, Workload
+from scaling.simulation.model import Workload
+from scaling.simulation.policy import SimulationError
 from scaling.simulation.result import SimResult
 
 TABLE_HEADER = (
@@ -66,9 +67,9 @@ def install_command(result: SimResult, *, asg_name: str) -> str:
         "manage.py",
         "install_scaling_policy",
         "--mode",
-        p.mode,
+        p.rules.mode,
         "--target-value",
-        f"{p.target:g}",
+        f"{p.rules.target:g}",
         "--warmup",
         str(p.warmup_seconds),
         "--asg-name",

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from scaling.simulation.model import SimPolicy
+from scaling.simulation.policy import SimPolicy
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -66,11 +65,11 @@ class SimResult:
     def as_json(self) -> dict[str, Any]:
         p = self.policy
         return {
-            "mode": p.mode,
-            "target": p.target,
+            "mode": p.rules.mode,
+            "target": p.rules.target,
             "warmup_seconds": p.warmup_seconds,
-            "min_size": p.min_size,
-            "max_size": p.max_size,
+            "min_size": p.rules.min_size,
+            "max_size": p.rules.max_size,
             "boot_seconds": p.boot_seconds,
             "protection": "on" if p.protection else "off",
             "period_seconds": self.period_seconds,

@@ -19,14 +19,8 @@ from typing import Any
 from scaling.conf import ALLOWED_INTERVALS
 from scaling.metric_spec import metric_spec_get
 from scaling.policy.options import DEFAULT_TARGET_VALUE, MODES, target_from_wait
-from scaling.simulation.model import (
-    SimPolicy,
-    SimulationError,
-    Workload,
-    recommend,
-    simulate,
-    target_candidates,
-)
+from scaling.simulation.model import Workload, recommend, simulate, target_candidates
+from scaling.simulation.policy import SimPolicy, SimulationError
 from scaling.simulation.report import install_command, plot_path_check, table
 from scaling.simulation.result import SimResult
 from scaling.simulation.workloads import ProcessingTimes, WorkloadFlags, workload_from_flags
@@ -126,7 +120,7 @@ class Study:
             (
                 "success",
                 f"Cheapest target with p95 wait <= {chosen.acceptable_wait:g} s: "
-                f"{best.policy.target:g} (p95 {best.p95_wait:.0f} s, "
+                f"{best.policy.rules.target:g} (p95 {best.p95_wait:.0f} s, "
                 f"{best.instance_hours:.2f} instance-hours).",
             )
         )
@@ -134,8 +128,8 @@ class Study:
         lines.append(
             (
                 "",
-                f"(MinSize {best.policy.min_size} and MaxSize {best.policy.max_size} were "
-                "assumed; that command does not set them.)",
+                f"(MinSize {best.policy.rules.min_size} and MaxSize "
+                f"{best.policy.rules.max_size} were assumed; that command does not set them.)",
             )
         )
         return lines
@@ -209,7 +203,7 @@ def _recommend(
         closest = min(results, key=lambda r: r.p95_wait)
         raise SimulationError(
             f"no target keeps the p95 wait within {wait:g} s (best: target "
-            f"{closest.policy.target:g} gives {closest.p95_wait:.0f} s); "
+            f"{closest.policy.rules.target:g} gives {closest.p95_wait:.0f} s); "
             "raise --max-size or accept a longer wait"
         )
     asg_name = flags.asg_name or metric_spec_get().asg_name
@@ -261,7 +255,7 @@ def _targets(raw: str) -> list[float]:
 
 
 def _policy(flags: StudyFlags, mode: str, target: float) -> SimPolicy:
-    return SimPolicy(
+    return SimPolicy.build(
         mode=mode,
         target=target,
         warmup_seconds=flags.warmup,

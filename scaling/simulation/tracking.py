@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from scaling.policy.aim import MODES, AimError, _ceil_ratio, _clamp, _target_check
+from scaling.policy.aim import MODES, AimError, ceil_ratio, size_clamp, target_check
 
 # Alarms that EC2 Auto Scaling creates for a target tracking policy (see docs/simulator.md).
 SCALE_OUT_DATAPOINTS = 3
@@ -56,7 +56,7 @@ class TrackingRules:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise AimError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        _target_check(self.target)
+        target_check(self.target)
         if self.min_size < 0 or self.max_size < self.min_size:
             raise AimError(
                 f"need 0 <= min size <= max size, got {self.min_size} and {self.max_size}"
@@ -106,7 +106,7 @@ class TargetTracking:
         self.wake = self.wake + 1 if seen.backlog > 0 and seen.in_service == 0 else 0
 
         if self.wake >= r.wake_datapoints and seen.desired == 0:
-            return Decision(_clamp(1, min_size=r.min_size, max_size=r.max_size), metric, "wake")
+            return Decision(size_clamp(1, min_size=r.min_size, max_size=r.max_size), metric, "wake")
         if self.high >= r.scale_out_datapoints and seen.warm > 0:
             aim = self.proportional(seen)
             if aim > seen.desired:
@@ -123,7 +123,7 @@ class TargetTracking:
         backlog = seen.backlog or 0
         target = Fraction(r.target)
         if r.mode == "total":
-            aim = _ceil_ratio(Fraction(seen.warm * backlog), target)
+            aim = ceil_ratio(Fraction(seen.warm * backlog), target)
         else:
-            aim = _ceil_ratio(Fraction(seen.warm * backlog), Fraction(seen.in_service) * target)
-        return _clamp(aim, min_size=r.min_size, max_size=r.max_size)
+            aim = ceil_ratio(Fraction(seen.warm * backlog), Fraction(seen.in_service) * target)
+        return size_clamp(aim, min_size=r.min_size, max_size=r.max_size)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from scaling.simulation.model import DAY_SECONDS, SimulationError, Workload
+from scaling.simulation.model import DAY_SECONDS, Workload
+from scaling.simulation.policy import SimulationError
 
 PATTERNS: tuple[str, ...] = ("steady", "spike", "diurnal")
 

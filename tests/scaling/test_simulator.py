@@ -17,7 +17,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from scaling.policy.aim import capacity_aim
-from scaling.simulation.model import SimPolicy, SimulationError, Workload, simulate
+from scaling.simulation.model import Workload, simulate
+from scaling.simulation.policy import SimPolicy, SimulationError
 from scaling.simulation.result import SimResult, percentile
 from scaling.simulation.workloads import (
     ProcessingTimes,
@@ -43,7 +44,7 @@ def _workload(arrivals: list[float], *, mean: float, spread: float = 0.0) -> Wor
 
 
 def _run(workload: Workload, *, period: int = 60, **policy: object) -> SimResult:
-    return simulate(workload=workload, policy=SimPolicy(**policy), period_seconds=period)  # type: ignore[arg-type]
+    return simulate(workload=workload, policy=SimPolicy.build(**policy), period_seconds=period)  # type: ignore[arg-type]
 
 
 def _command(*args: str) -> str:
@@ -624,7 +625,7 @@ SMALL_GROUP = {"mode": "per-instance", "min_size": 1, "max_size": 2, "boot_secon
 
 
 def _small(workload: Workload, *, target: float, protection: bool, seed: int = 0) -> SimResult:
-    policy = SimPolicy(target=target, warmup_seconds=0, protection=protection, **SMALL_GROUP)  # type: ignore[arg-type]
+    policy = SimPolicy.build(target=target, warmup_seconds=0, protection=protection, **SMALL_GROUP)  # type: ignore[arg-type]
     return simulate(workload=workload, policy=policy, period_seconds=60, seed=seed)
 
 

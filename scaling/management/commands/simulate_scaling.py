@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scaling.policy.options import DEFAULT_TARGET_VALUE, DEFAULT_WARMUP_SECONDS, MODES
-from scaling.simulation.model import SimulationError
+from scaling.simulation.policy import SimulationError
 from scaling.simulation.report import plot_write
 from scaling.simulation.study import DEFAULT_TARGETS, Study, StudyFlags, study_run
 from scaling.simulation.workloads import PATTERNS
