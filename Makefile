@@ -96,3 +96,9 @@ clean:
 SOAK_MINUTES ?= 10
 soak: $(STAMP)
 	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m bench.soak
+
+# The wheels another Django project installs (packaging/build.py): dist/academy_scaling-*.whl
+# (the scaling app) and dist/academy_worker-*.whl (the Django-free worker client).
+.PHONY: dists
+dists: $(STAMP)
+	$(BIN)/python packaging/build.py --out dist

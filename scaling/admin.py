@@ -8,7 +8,7 @@ above it; default the last hour). ``window`` is kept in the list's own links
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
@@ -45,8 +45,16 @@ class WindowChangeList(ChangeList):
         return lookup
 
 
+# ModelAdmin[...] is subscriptable at run time only in a host that calls
+# django_stubs_ext.monkeypatch(); a host that does not must still load this admin.
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[MetricPublication]
+else:
+    _ModelAdmin = admin.ModelAdmin
+
+
 @admin.register(MetricPublication)
-class MetricPublicationAdmin(admin.ModelAdmin[MetricPublication]):
+class MetricPublicationAdmin(_ModelAdmin):
     """An audit record is written by the publisher only: nobody adds, edits or deletes one."""
 
     list_display = (

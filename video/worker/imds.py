@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 
-from video.worker.client import INSTANCE_ID_RE, _connection
+from .client import INSTANCE_ID_RE, _connection
 
 IMDS_BASE_URL = "http://169.254.169.254"
 IMDS_TIMEOUT = 1.0

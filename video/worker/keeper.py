@@ -10,14 +10,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar
 
-from video.worker.client import (
+from .client import (
     Lease,
     LeaseLost,
     TransientApiError,
     WorkerApiClient,
     WorkerApiError,
 )
-from video.worker.queue import JobMessage, QueueError
+from .queue import JobMessage, QueueError
 
 log = logging.getLogger("video.worker")
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TypeVar
 
-from video.worker.client import (
+from .client import (
     ClaimRefused,
     Lease,
     LeaseLost,
@@ -48,7 +48,7 @@ from video.worker.client import (
     error_one_line,
     visibility_for,
 )
-from video.worker.keeper import (
+from .keeper import (
     Job,
     JobQueue,
     LeaseKeeper,
@@ -57,7 +57,7 @@ from video.worker.keeper import (
     WorkerSummary,
     _PollInterrupted,
 )
-from video.worker.queue import JobMessage, QueueError, video_id_parse
+from .queue import JobMessage, QueueError, video_id_parse
 
 log = logging.getLogger("video.worker")
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from video.worker.client import MAX_VISIBILITY_SECONDS, error_one_line
+from .client import MAX_VISIBILITY_SECONDS, error_one_line
 
 
 class QueueError(Exception):
