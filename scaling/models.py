@@ -73,3 +73,23 @@ class MetricPublication(models.Model):
         return (
             f"{self.slot_start:%Y-%m-%d %H:%M:%S} {self.status} {value} ({self.source or 'none'})"
         )
+
+
+class SlotClaim(models.Model):
+    """The claim on one environment's slot that does not depend on Redis (DESIGN.md
+    invariant 2): a tick publishes only if it inserted this row, or, with the database
+    down, if Redis granted the slot. Pruned with the audit rows."""
+
+    key = models.CharField(max_length=255, unique=True, help_text="publishing.slots.slot_claim_key")
+    slot_start = models.DateTimeField(db_index=True, help_text="Start of the slot (UTC).")
+    claimed_at = models.DateTimeField(auto_now_add=True)
+    redis_answered = models.BooleanField(
+        help_text="Whether Redis granted the slot first; false: Redis was unreachable and "
+        "this row alone decided."
+    )
+
+    class Meta:
+        ordering = ("-slot_start",)
+
+    def __str__(self) -> str:
+        return self.key

@@ -18,7 +18,7 @@ from django.utils import timezone
 from scaling.conf import ScalingSettings
 from scaling.database import connection_drop
 from scaling.deadline import DeadlineExceeded, deadline
-from scaling.models import MetricPublication
+from scaling.models import MetricPublication, SlotClaim
 from scaling.publishing.outcome import TickResult
 from scaling.publishing.slots import record_timeout_seconds
 from scaling.state import state_store_get
@@ -76,6 +76,7 @@ def tick_audit_record(
         with deadline(max(0.05, record_by - time.monotonic()), "the database"):
             drained = store.spool_drain(publication_record_write, SPOOL_DRAIN_LIMIT)
             publication_prune(retention_days=conf.retention_days)
+            slot_claims_prune(retention_days=conf.retention_days)
     except (DatabaseError, DeadlineExceeded) as exc:
         connection_drop()
         logger.info("Spool drain cut short | slot=%s reason=%s", record["slot_start"], exc)
@@ -96,6 +97,13 @@ def publication_record_write(record: dict[str, Any]) -> None:
 def publication_prune(*, retention_days: int) -> int:
     cutoff = timezone.now() - timedelta(days=retention_days)
     deleted, _ = MetricPublication.objects.filter(slot_start__lt=cutoff).delete()
+    return deleted
+
+
+def slot_claims_prune(*, retention_days: int) -> int:
+    """Slot claim rows go with the audit rows of their slots."""
+    cutoff = timezone.now() - timedelta(days=retention_days)
+    deleted, _ = SlotClaim.objects.filter(slot_start__lt=cutoff).delete()
     return deleted
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from celery import schedules
@@ -22,8 +23,9 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from scaling.conf import scaling_settings
 from scaling.deadline import DeadlineExceeded, deadline
-from scaling.publishing.slots import slot_start_get
-from scaling.publishing.tick import PUBLISH_TASK_NAME
+from scaling.errors import error_one_line
+from scaling.publishing.slots import broker_send_timeout_seconds, slot_start_get
+from scaling.publishing.tick import PUBLISH_TASK_NAME, backlog_tick, tick_timeout_record
 
 logger = logging.getLogger("scaling.publishing.beat")
 
@@ -112,19 +114,73 @@ class ResilientDatabaseScheduler(DatabaseScheduler):
         finally:
             self._dirty |= failed
 
+    @cached_property
+    def producer(self) -> Any:
+        # Lazy: it connects on the first send, inside that send's deadline. The
+        # parent's connects here, outside any handler, retrying up to
+        # broker_connection_max_retries times: a broker down when beat starts
+        # would hold beat for minutes, then stop it.
+        return self.Producer(self.connection, auto_declare=False)
+
     def apply_async(
         self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any
     ) -> Any:
         if advance:
             entry = self.reserve(entry)
-        if entry.task == PUBLISH_TASK_NAME:
-            interval = scaling_settings().interval
-            slot = slot_start_get(
-                at=datetime.now(UTC) - timedelta(seconds=SLOT_OFFSET_SECONDS), interval=interval
+        if entry.task != PUBLISH_TASK_NAME:
+            return super().apply_async(entry, producer=producer, advance=False, **kwargs)
+        interval = scaling_settings().interval
+        slot = slot_start_get(
+            at=datetime.now(UTC) - timedelta(seconds=SLOT_OFFSET_SECONDS), interval=interval
+        )
+        entry.kwargs = {**(entry.kwargs or {}), "slot_start": slot.timestamp()}
+        entry.options = {**(entry.options or {}), "expires": slot + timedelta(seconds=interval)}
+        try:
+            # A refused connection fails in under a second (kombu's publish retries);
+            # a broker that accepts and never answers would hold beat ~20 s.
+            with deadline(broker_send_timeout_seconds(interval), "the broker"):
+                return self._publish_send(entry, producer)
+        except Exception as exc:  # whatever the cause, the broker did not take the tick
+            self._broker_forget()
+            logger.warning(
+                "Beat could not send the tick (%s); running it here | slot=%s",
+                error_one_line(exc, limit=300, first_line=True),
+                slot.isoformat(),
             )
-            entry.kwargs = {**(entry.kwargs or {}), "slot_start": slot.timestamp()}
-            entry.options = {
-                **(entry.options or {}),
-                "expires": slot + timedelta(seconds=interval),
-            }
-        return super().apply_async(entry, producer=producer, advance=False, **kwargs)
+            self._tick_inline(slot=slot, interval=interval)
+            return None
+        finally:
+            self._tasks_since_sync += 1
+            if self.should_sync():
+                self._do_sync()
+
+    def _publish_send(self, entry: Any, producer: Any) -> Any:
+        # The parent's send without its sync: a database call inside the broker's
+        # deadline would count against the broker.
+        headers = {**(entry.options.get("headers") or {}), "celery_beat_task": True}
+        options = {**entry.options, "headers": headers}
+        args, kwargs = list(entry.args or ()), dict(entry.kwargs)
+        task = self.app.tasks.get(entry.task)
+        if task is None:  # beat need not import the task's module
+            return self.send_task(entry.task, args, kwargs, producer=producer, **options)
+        return task.apply_async(args, kwargs, producer=producer, **options)
+
+    def _broker_forget(self) -> None:
+        """Drop the broker connection; the next send opens a new one."""
+        self.__dict__.pop("producer", None)
+        broker = self.__dict__.pop("connection", None)
+        if broker is not None:
+            with contextlib.suppress(Exception), deadline(0.5, "the broker"):
+                broker.release()
+
+    def _tick_inline(self, *, slot: datetime, interval: int) -> None:
+        # The tick bounds each of its steps by the slot; this deadline is the last resort
+        # a worker's soft time limit is: beat must be free for the next slot.
+        slot_left = (slot + timedelta(seconds=interval) - datetime.now(UTC)).total_seconds()
+        try:
+            with deadline(max(0.05, slot_left), "the slot"):
+                backlog_tick(slot_start=slot)
+        except DeadlineExceeded:
+            tick_timeout_record(slot_start=slot)
+        except Exception:
+            logger.exception("Beat's own tick failed | slot=%s", slot.isoformat())

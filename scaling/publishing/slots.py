@@ -21,6 +21,12 @@ def db_timeout_seconds(interval: int) -> float:
     return min(3.0, interval * 0.25)
 
 
+def broker_send_timeout_seconds(interval: int) -> float:
+    # Beat's send of the tick: a broker that has not taken it by then is treated as
+    # down and beat runs the tick itself, with most of the slot still ahead.
+    return min(2.0, interval * 0.15)
+
+
 def record_timeout_seconds(interval: int) -> float:
     return min(2.0, interval * 0.15)
 

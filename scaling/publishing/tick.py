@@ -22,6 +22,7 @@ from scaling.publishing.backlog import (
     backlog_measure_db,
     backlog_measure_sqs,
 )
+from scaling.publishing.claim import ClaimOutcome, slot_claim
 from scaling.publishing.cloudwatch import MetricPublishError, metric_publish
 from scaling.publishing.outcome import TickResult, TickStatus
 from scaling.publishing.recovery import lease_recovery_run
@@ -29,11 +30,10 @@ from scaling.publishing.slots import (
     SOFT_LIMIT_MARGIN,
     db_timeout_seconds,
     record_timeout_seconds,
-    slot_claim_key,
     slot_start_get,
     tick_budget_seconds,
 )
-from scaling.state import StateUnavailable, state_store_get
+from scaling.state import state_store_get
 
 logger = logging.getLogger("scaling.publishing")
 
@@ -62,31 +62,6 @@ def backlog_tick(
             audit="none",
         )
 
-    if not dry_run:
-        try:
-            claimed = store.slot_claim(slot_claim_key(conf, slot), ttl_seconds=conf.interval * 10)
-        except StateUnavailable as exc:
-            # Without the claim store two workers could both publish: skip this slot.
-            result = TickResult(
-                slot_start=slot,
-                published=False,
-                value=None,
-                source=None,
-                status=TickStatus.FAILED,
-                error=f"slot claim store unreachable ({exc})",
-            )
-            return _finish(result, conf=conf, started=started, dry_run=dry_run)
-        if not claimed:
-            logger.info("BacklogCount slot already claimed | slot=%s", slot.isoformat())
-            return TickResult(
-                slot_start=slot,
-                published=False,
-                value=None,
-                source=None,
-                status=TickStatus.ALREADY_CLAIMED,
-                audit="none",
-            )
-
     # Every step below gets what is left of the budget, never more: the tick
     # ends inside its slot whatever hangs.
     budget_end = started + tick_budget_seconds(conf.interval)
@@ -98,12 +73,56 @@ def backlog_tick(
         remaining = max(0.05, budget_end - time.monotonic())
         return remaining if cap is None else min(cap, remaining)
 
+    claim: ClaimOutcome | None = None
+    if not dry_run:
+        claim = slot_claim(
+            conf=conf,
+            slot=slot,
+            store=store,
+            timeout_seconds=left(db_timeout_seconds(conf.interval)),
+        )
+        if claim.failed:
+            # Neither Redis nor the database can say that no other tick holds the
+            # slot: publishing could count it twice, so skip it (and record why).
+            result = TickResult(
+                slot_start=slot,
+                published=False,
+                value=None,
+                source=None,
+                status=TickStatus.FAILED,
+                error=(
+                    f"no slot claim store answered; redis: {claim.redis_error}; "
+                    f"database: {claim.database_error}"
+                ),
+            )
+            return _finish(result, conf=conf, started=started, dry_run=dry_run)
+        if not claim.granted:
+            logger.info("BacklogCount slot already claimed | slot=%s", slot.isoformat())
+            return TickResult(
+                slot_start=slot,
+                published=False,
+                value=None,
+                source=None,
+                status=TickStatus.ALREADY_CLAIMED,
+                audit="none",
+            )
+        if claim.redis_error:
+            logger.info(
+                "BacklogCount slot claimed in the database, Redis did not answer | slot=%s "
+                "redis=%s",
+                slot.isoformat(),
+                claim.redis_error,
+            )
+
     errors: list[str] = []
     fleet_notes: list[str] = []  # after the publication's own errors: they come first
     result = TickResult(
         slot_start=slot, published=False, value=None, source=None, status=TickStatus.FAILED
     )
     try:
+        if claim is not None and claim.database_error:
+            # It just failed to answer the claim: its time is better left to SQS.
+            raise BacklogUnavailable(f"slot claim: {claim.database_error}")
         backlog = backlog_measure_db(timeout_seconds=left(db_timeout_seconds(conf.interval)))
         result.value = backlog.total
         result.source = PublicationSource.DB
