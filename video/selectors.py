@@ -52,6 +52,17 @@ def video_backlog_get() -> Backlog:
     )
 
 
+def videos_waiting_oldest_qs() -> QuerySet[Video, Video]:
+    """UPLOADED videos, the longest waiting first (``claim-next`` takes the first).
+
+    ``status = UPLOADED ORDER BY status_changed_at``: a range of the partial index
+    ``video_backlog_idx`` (status, status_changed_at) read from its start, so
+    ``LIMIT 1`` reads one entry (a tie-breaking ``pk`` would add a sort that
+    reads a batch).
+    """
+    return Video.objects.filter(status=VideoStatus.UPLOADED).order_by("status_changed_at")
+
+
 # --- leases -----------------------------------------------------------------
 
 

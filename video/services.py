@@ -36,6 +36,7 @@ from video.selectors import (
     lease_expired_q,
     videos_lease_expired_qs,
     videos_lease_missing_qs,
+    videos_waiting_oldest_qs,
 )
 
 logger = logging.getLogger("video.leases")
@@ -183,6 +184,25 @@ def video_claim(*, video_id: int, instance_id: str, worker_id: str) -> Lease | C
             return ClaimRefusal.TAKEN
         # UPLOADED now: released or recovered just after our UPDATE looked. Again.
     return ClaimRefusal.TAKEN
+
+
+def video_claim_next(*, instance_id: str, worker_id: str) -> Lease | None:
+    """The longest-waiting UPLOADED video -> PROCESSING for this worker; None if none waits.
+
+    For a worker whose queue is empty: the rows are the truth, a message only a
+    wake-up, and one can be lost (a purge, a dead-letter queue, a failed send).
+    The oldest row is locked ``FOR UPDATE SKIP LOCKED`` (two callers never get
+    the same one, and neither waits for the other), then ``video_claim`` grants
+    the lease as for a message. A message for it that comes later gets "taken".
+    """
+    with transaction.atomic():
+        locked = videos_waiting_oldest_qs().select_for_update(skip_locked=True)
+        video_id = locked.values_list("pk", flat=True).first()
+        if video_id is None:
+            return None
+        result = video_claim(video_id=video_id, instance_id=instance_id, worker_id=worker_id)
+    # Always a lease: the row is UPLOADED and ours until the commit.
+    return result if isinstance(result, Lease) else None
 
 
 def video_lease_renew(*, video_id: int, token: str) -> RenewResult:

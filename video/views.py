@@ -1,9 +1,10 @@
-"""The worker API: claim, renew, finish and release a video's lease, JSON in and out.
+"""The worker API: claim, renew, finish and release a video's lease, JSON in and out;
+and claim-next, the oldest waiting video for a worker whose queue is empty.
 
 For workers that do not run Django. Each view is thin: check the method and
-the key, parse the body, call one service, answer. Every bad request gets a
-4xx JSON ``{"error": sentence}`` and changes nothing; a database that does not
-answer gets 503.
+the key, parse the body, call one service, answer (claim-next: 204 when no
+video waits). Every bad request gets a 4xx JSON ``{"error": sentence}`` and
+changes nothing; a database that does not answer gets 503.
 
 The key is ``X-Worker-Key`` against ``WORKER_API_KEY`` (constant-time, with the
 same comparison as the audit endpoint): a header of its own, so the audit key
@@ -25,7 +26,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from scaling.api import (
@@ -126,35 +127,43 @@ def _unknown(video_id: int) -> BadRequest:
     return BadRequest(404, f"no video {video_id}")
 
 
+def _guarded(request: HttpRequest, answer: Callable[[], dict[str, Any] | None]) -> HttpResponse:
+    """Method, key, bad requests, database errors: the same for every endpoint."""
+    if request.method != "POST":
+        response = _json({"error": "method not allowed: use POST"}, status=405)
+        response["Allow"] = "POST"
+        return response
+    refusal = internal_key_refusal(presented=request.META.get(_META_NAME), keys=worker_api_keys())
+    if refusal is not None:
+        logger.warning(
+            "Worker API request refused | reason=%s path=%s remote=%s",
+            refusal.value,
+            request.path,
+            request.META.get("REMOTE_ADDR", "-"),
+        )
+        return _json({"error": "forbidden"}, status=403)
+    try:
+        data = answer()
+    except BadRequest as exc:
+        return _json(exc.body, status=exc.status)
+    except DatabaseError as exc:
+        logger.error("Worker API: database unavailable | error=%s", error_one_line(exc))
+        return _json({"error": f"database unavailable ({type(exc).__name__})"}, status=503)
+    if data is None:  # nothing to say: 204, no body
+        empty = HttpResponse(status=204)
+        empty["Cache-Control"] = "no-store"
+        return empty
+    return _json(data)
+
+
 def _worker_view(
     handler: Callable[[HttpRequest, int], dict[str, Any]],
-) -> Callable[[HttpRequest, str], JsonResponse]:
-    """Method, key, id, database errors: the same for the four endpoints."""
+) -> Callable[[HttpRequest, str], HttpResponse]:
+    """An endpoint of one video: ``handler(request, video_id)``, guarded."""
 
     @csrf_exempt  # a machine API with its own key; no cookies, no sessions
-    def view(request: HttpRequest, video_id: str) -> JsonResponse:
-        if request.method != "POST":
-            response = _json({"error": "method not allowed: use POST"}, status=405)
-            response["Allow"] = "POST"
-            return response
-        refusal = internal_key_refusal(
-            presented=request.META.get(_META_NAME), keys=worker_api_keys()
-        )
-        if refusal is not None:
-            logger.warning(
-                "Worker API request refused | reason=%s path=%s remote=%s",
-                refusal.value,
-                request.path,
-                request.META.get("REMOTE_ADDR", "-"),
-            )
-            return _json({"error": "forbidden"}, status=403)
-        try:
-            return _json(handler(request, _video_id(video_id)))
-        except BadRequest as exc:
-            return _json(exc.body, status=exc.status)
-        except DatabaseError as exc:
-            logger.error("Worker API: database unavailable | error=%s", error_one_line(exc))
-            return _json({"error": f"database unavailable ({type(exc).__name__})"}, status=503)
+    def view(request: HttpRequest, video_id: str) -> HttpResponse:
+        return _guarded(request, lambda: handler(request, _video_id(video_id)))
 
     view.__name__ = view.__qualname__ = f"{handler.__name__}_view"
     return view
@@ -174,6 +183,24 @@ def _claim(request: HttpRequest, video_id: int) -> dict[str, Any]:
     # (~2 s) and never raising; the lease is granted whatever AWS says.
     protected = instance_protect_for_claim(body["instance_id"])
     return _lease_json(result, protected=protected)
+
+
+@csrf_exempt
+def claim_next_view(request: HttpRequest) -> HttpResponse:
+    """The longest-waiting UPLOADED video for a worker whose queue is empty; 204: none."""
+
+    def answer() -> dict[str, Any] | None:
+        body = _body(request, {"instance_id": True, "worker_id": True})
+        lease = services.video_claim_next(
+            instance_id=body["instance_id"], worker_id=body["worker_id"]
+        )
+        if lease is None:
+            return None
+        logger.info("Video claimed without a message | video_id=%s", lease.video_id)
+        # As for a claim: protected before the answer, whatever AWS says.
+        return _lease_json(lease, protected=instance_protect_for_claim(body["instance_id"]))
+
+    return _guarded(request, answer)
 
 
 def _lease_json(lease: Lease, *, protected: bool | None) -> dict[str, Any]:

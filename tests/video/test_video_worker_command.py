@@ -36,7 +36,9 @@ from video.worker.queue import SqsJobQueue
 KEY = "worker-key-for-tests"
 REGION = "ap-northeast-2"
 BASE_DIR = Path(__file__).resolve().parents[2]
-PATH_RE = re.compile(r"^/api/v1/internal/video/(\d+)/(claim|renew|finish|release)/$")
+PATH_RE = re.compile(
+    r"^/api/v1/internal/video/(?:(\d+)/(claim|renew|finish|release)|(claim-next))/$"
+)
 DB_DOWN = (503, {"error": "The database is unavailable."})
 GATEWAY_DOWN = (502, b"<html>502 Bad Gateway</html>")
 
@@ -74,6 +76,9 @@ class FakeApi:
                 return 403, {"error": "Missing or wrong X-Worker-Key."}
             if self.script.get(action):
                 return self.script[action].pop(0)
+            if action == "claim-next":  # the lowest id stands for the longest waiting
+                waiting = sorted(i for i, v in self.videos.items() if v.status == "UPLOADED")
+                return self._claim(waiting[0], self.videos[waiting[0]]) if waiting else (204, b"")
             video = self.videos.get(video_id)
             if video is None:
                 return 404, {"error": f"No video {video_id}."}
@@ -122,11 +127,12 @@ def fake_api() -> Iterator[FakeApi]:
             match = PATH_RE.match(self.path)
             assert match, self.path
             status, answer = fake.answer(
-                match[2], int(match[1]), body, self.headers.get("X-Worker-Key", "")
+                match[2] or match[3], int(match[1] or 0), body, self.headers.get("X-Worker-Key", "")
             )
             raw = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
             self.send_response(status)
-            self.send_header("Content-Length", str(len(raw)))
+            if status != 204:
+                self.send_header("Content-Length", str(len(raw)))
             self.end_headers()
             self.wfile.write(raw)
 
@@ -149,6 +155,11 @@ class RecordingQueue(SqsJobQueue):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.visibility: list[int] = []
+        self.waits: list[int | None] = []  # each receive's wait (None: the long poll)
+
+    def receive(self, *, visibility_seconds: int, wait_seconds: int | None = None) -> Any:
+        self.waits.append(wait_seconds)
+        return super().receive(visibility_seconds=visibility_seconds, wait_seconds=wait_seconds)
 
     def visibility_change(self, message: Any, seconds: int) -> bool:
         self.visibility.append(seconds)
@@ -449,6 +460,142 @@ def test_a_missing_queue_stops_the_worker(fake_api: FakeApi, sqs: Sqs) -> None:
         worker_make(fake_api, queue, hold(0)).run()
 
 
+# --- No message: claim-next -----------------------------------------------------
+
+
+def test_an_empty_queue_claims_the_oldest_waiting_video_with_no_message_to_hold(
+    fake_api: FakeApi, sqs: Sqs
+) -> None:
+    """Videos whose messages were lost: done one after another, no long poll between."""
+    fake_api.videos[1] = FakeVideo()
+    fake_api.videos[2] = FakeVideo()
+    queue = sqs.queue()
+
+    summary = worker_make(fake_api, queue, hold(0.2), max_videos=2).run()
+
+    assert (summary.videos, summary.claimed_next, summary.ready) == (2, 2, 2)
+    assert [v.status for v in fake_api.videos.values()] == ["READY", "READY"]
+    assert [(a, b) for a, _, b in fake_api.calls if a == "claim-next"] == [
+        ("claim-next", {"instance_id": "i-test", "worker_id": "test-host:1"})
+    ] * 2
+    assert [f[2]["status"] for f in fake_api.calls if f[0] == "finish"] == ["READY", "READY"]
+    # One long poll found nothing; after a claim-next video the next receive does not wait.
+    assert queue.waits == [None, 0]
+    assert queue.visibility == []  # no message to keep in flight, none deleted
+    assert sqs.counts() == (0, 0)
+
+
+def test_a_message_that_comes_after_claim_next_is_refused_and_deleted(
+    fake_api: FakeApi, sqs: Sqs
+) -> None:
+    fake_api.videos[1] = FakeVideo()
+    queue = sqs.queue()
+    worker = worker_make(fake_api, queue, hold(0))
+    sent: list[bool] = []
+
+    def done_then_late_message() -> bool:
+        if fake_api.videos[1].status == "READY" and not sent:
+            sqs.send({"video_id": 1})  # the message that was late, or redriven from the DLQ
+            sent.append(True)
+        return "claim" in fake_api.actions() and sqs.counts() == (0, 0)
+
+    summary = run_until(worker, done_then_late_message)
+
+    assert (summary.videos, summary.claimed_next, summary.ready, summary.refused) == (1, 1, 1, 1)
+    assert fake_api.videos[1].attempts == 1
+
+
+def test_nothing_waiting_answers_204_and_the_worker_long_polls_again(
+    fake_api: FakeApi, sqs: Sqs
+) -> None:
+    fake_api.videos[1] = FakeVideo(status="READY")
+    queue = sqs.queue(wait_seconds=0)
+    worker = worker_make(fake_api, queue, hold(0))
+
+    summary = run_until(worker, lambda: fake_api.actions().count("claim-next") >= 3)
+
+    assert (summary.videos, summary.claimed_next) == (0, 0)
+    assert set(fake_api.actions()) == {"claim-next"}
+    assert set(queue.waits) == {None}
+
+
+def test_a_transient_claim_next_error_waits_and_tries_again(fake_api: FakeApi, sqs: Sqs) -> None:
+    fake_api.videos[1] = FakeVideo()
+    fake_api.script["claim-next"] = [DB_DOWN, GATEWAY_DOWN]
+
+    summary = worker_make(fake_api, sqs.queue(wait_seconds=0), hold(0), max_videos=1).run()
+
+    assert (summary.ready, summary.claimed_next) == (1, 1)
+    assert fake_api.actions()[:3] == ["claim-next"] * 3
+
+
+def test_an_api_without_claim_next_leaves_the_worker_on_messages(
+    fake_api: FakeApi, sqs: Sqs, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An API older than the worker answers Django's 404 page: asked once, then never."""
+    fake_api.script["claim-next"] = [(404, b"<html>Not Found</html>")]
+    fake_api.videos[1] = FakeVideo()
+    queue = sqs.queue(wait_seconds=0)
+    worker = worker_make(fake_api, queue, hold(0), max_videos=1)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    wait_for(lambda: len(queue.waits) >= 5)
+    assert fake_api.actions() == ["claim-next"]
+    assert fake_api.videos[1].status == "UPLOADED"
+
+    sqs.send({"video_id": 1})
+    thread.join(10)
+
+    assert (worker.summary.ready, worker.summary.claimed_next) == (1, 0)
+    assert "the worker API has no claim-next" in caplog.text
+
+
+def test_a_refused_key_at_claim_next_stops_the_worker(fake_api: FakeApi, sqs: Sqs) -> None:
+    worker = worker_make(fake_api, sqs.queue(wait_seconds=0), hold(0))
+    worker.api = WorkerApiClient(fake_api.url, "wrong-key", timeout=2)
+
+    with pytest.raises(WorkerFatal) as caught:
+        worker.run()
+
+    assert str(caught.value) == (
+        "the worker API refused claim-next: claim-next answered 403: Missing or wrong X-Worker-Key."
+    )
+
+
+def test_shutdown_mid_job_releases_a_claim_next_video(fake_api: FakeApi, sqs: Sqs) -> None:
+    fake_api.videos[1] = FakeVideo()
+    queue = sqs.queue(wait_seconds=0)
+    worker: VideoWorker
+
+    def job(video_id: int, stop: threading.Event) -> None:
+        worker.shutdown_request("SIGTERM received")
+        hold_job(video_id, stop, seconds=5)
+
+    worker = worker_make(fake_api, queue, job)
+    summary = worker.run()
+
+    assert (summary.released, summary.claimed_next, summary.exit_reason) == (1, 1, "shutdown")
+    assert fake_api.actions()[-1] == "release"
+    assert fake_api.videos[1].status == "UPLOADED"
+    assert queue.visibility == []
+
+
+def test_a_lost_lease_on_a_claim_next_video_stops_the_job_and_touches_no_message(
+    fake_api: FakeApi, sqs: Sqs
+) -> None:
+    fake_api.videos[1] = FakeVideo()
+    fake_api.script["renew"] = [(409, {"error": "The lease is lost.", "reason": "lease-lost"})]
+    queue = sqs.queue(wait_seconds=0)
+    record = JobRecord()
+
+    summary = worker_make(fake_api, queue, recorded(hold(5), record), max_videos=1).run()
+
+    assert (summary.lost, summary.ready, summary.claimed_next) == (1, 0, 1)
+    assert record.stopped == [True]
+    assert "finish" not in fake_api.actions()
+    assert queue.visibility == []
+
+
 # --- The jobs ----------------------------------------------------------------
 
 
@@ -508,6 +655,7 @@ def test_the_command_processes_a_video_and_prints_a_json_summary(
 
     assert json.loads(out.getvalue()) == {
         "bad_messages": 0,
+        "claimed_next": 0,
         "exit_reason": "max-videos",
         "failed": 0,
         "lost": 0,

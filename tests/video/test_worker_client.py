@@ -292,6 +292,72 @@ def test_the_key_is_never_shown() -> None:
     assert KEY not in repr(WorkerApiClient("http://127.0.0.1:8000", KEY))
 
 
+# --- claim-next --------------------------------------------------------------
+
+CLAIM_NEXT = "/api/v1/internal/video/claim-next/"
+
+
+def test_claim_next_returns_the_lease_of_the_video_the_api_chose(canned: CannedServer) -> None:
+    canned.answer("POST", "/prefix" + CLAIM_NEXT, 200, LEASE_ANSWER)
+    api = WorkerApiClient(canned.url + "/prefix", KEY, timeout=2)
+
+    lease = api.claim_next(instance_id="i-0abc", worker_id="host:12")
+
+    assert lease is not None
+    assert (lease.video_id, lease.token, lease.attempts, lease.protected) == (7, "tok-7", 1, True)
+    [request] = canned.requests
+    assert request["body"] == {"instance_id": "i-0abc", "worker_id": "host:12"}
+    assert request["headers"]["X-Worker-Key"] == KEY
+
+
+def test_claim_next_with_nothing_waiting_is_none(canned: CannedServer) -> None:
+    canned.answer("POST", CLAIM_NEXT, 204, b"")
+    api = WorkerApiClient(canned.url, KEY, timeout=2)
+    assert api.claim_next(instance_id="i-1", worker_id="w") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "message"),
+    [
+        (403, {"error": "forbidden"}, WorkerApiError, "claim-next answered 403: forbidden"),
+        (
+            400,
+            {"error": "field 'worker_id' is missing"},
+            WorkerApiError,
+            "claim-next answered 400: field 'worker_id' is missing",
+        ),
+        # An API older than this client: Django's own 404 page.
+        (
+            404,
+            b"<h1>Not Found</h1>",
+            WorkerApiError,
+            "claim-next answered 404 without a JSON object",
+        ),
+        (
+            503,
+            {"error": "database unavailable (OperationalError)"},
+            TransientApiError,
+            "claim-next answered 503: database unavailable (OperationalError)",
+        ),
+        (502, b"<html>Bad gateway</html>", TransientApiError, "claim-next answered 502 (not JSON)"),
+    ],
+)
+def test_claim_next_errors_say_whether_a_retry_can_help(
+    canned: CannedServer, status: int, body: Any, kind: type[Exception], message: str
+) -> None:
+    canned.answer("POST", CLAIM_NEXT, status, body)
+    api = WorkerApiClient(canned.url, KEY, timeout=2)
+    with pytest.raises(WorkerApiError) as caught:
+        api.claim_next(instance_id="i-1", worker_id="w")
+    assert (type(caught.value), str(caught.value), caught.value.status) == (kind, message, status)
+
+
+def test_claim_next_without_an_answer_is_transient() -> None:
+    api = WorkerApiClient(closed_port_url(), KEY, timeout=2)
+    with pytest.raises(TransientApiError, match=r"^claim-next: ConnectionRefusedError"):
+        api.claim_next(instance_id="i-1", worker_id="w")
+
+
 # --- IMDSv2 ------------------------------------------------------------------
 
 

@@ -131,7 +131,8 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
 
 
 class WorkerApiClient:
-    """claim, renew, finish and release over ``/api/v1/internal/video/<id>/...``.
+    """claim, renew, finish and release over ``/api/v1/internal/video/<id>/...``;
+    claim_next over ``/api/v1/internal/video/claim-next/``.
 
     One connection per request: a worker makes one call every renew period, so
     keeping connections alive would buy nothing and add stale-socket errors.
@@ -156,15 +157,21 @@ class WorkerApiClient:
                 video_id, str(answer.get("reason", "")), _error_text(answer, status)
             )
         self._refusal_raise(status, answer, "claim")
-        return Lease(
-            video_id=_int(answer, "video_id"),
-            token=_str(answer, "token"),
-            lease_expires_at=_datetime(answer, "lease_expires_at"),
-            lease_seconds=_number(answer, "lease_seconds"),
-            renew_seconds=_number(answer, "renew_seconds"),
-            attempts=_int(answer, "attempts"),
-            protected=bool(answer.get("protected", False)),
-        )
+        return _lease(answer)
+
+    def claim_next(self, *, instance_id: str, worker_id: str) -> Lease | None:
+        """The longest-waiting video, claimed for us (as ``claim``), or None when none waits.
+
+        For a worker whose queue is empty: a video whose message was lost still
+        gets done. An API without this endpoint answers 404: a ``WorkerApiError``
+        with ``status`` 404.
+        """
+        body = {"instance_id": instance_id, "worker_id": worker_id}
+        status, answer = self._request("/api/v1/internal/video/claim-next/", "claim-next", body)
+        if status == 204:
+            return None
+        self._refusal_raise(status, answer, "claim-next")
+        return _lease(answer)
 
     def renew(self, video_id: int, *, token: str) -> Renewal:
         status, answer = self._post(video_id, "renew", {"token": token})
@@ -209,8 +216,15 @@ class WorkerApiClient:
         raise WorkerApiError(text, status=status, reason=str(answer.get("reason", "")))
 
     def _post(self, video_id: int, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        path = f"/api/v1/internal/video/{quote(str(video_id))}/{action}/"
+        return self._request(path, f"{action} of video {video_id}", body, action=action)
+
+    def _request(
+        self, path: str, what: str, body: dict[str, Any], *, action: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """POST ``body`` to ``path``: (status, the JSON object answered; {} for a 204)."""
+        action = action or what
         conn, prefix = _connection(self.base_url, self.timeout)
-        path = f"{prefix}/api/v1/internal/video/{quote(str(video_id))}/{action}/"
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -218,20 +232,18 @@ class WorkerApiClient:
             "User-Agent": "academy-video-worker/1",
         }
         try:
-            conn.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+            conn.request("POST", prefix + path, body=json.dumps(body).encode(), headers=headers)
             response = conn.getresponse()
             raw = response.read(MAX_ANSWER_BYTES)
             status = response.status
         except TimeoutError:
-            raise TransientApiError(
-                f"{action} of video {video_id}: no answer within {self.timeout:g} s"
-            ) from None
+            raise TransientApiError(f"{what}: no answer within {self.timeout:g} s") from None
         except (OSError, http.client.HTTPException) as exc:
-            raise TransientApiError(
-                f"{action} of video {video_id}: {error_one_line(exc)}"
-            ) from None
+            raise TransientApiError(f"{what}: {error_one_line(exc)}") from None
         finally:
             conn.close()
+        if status == 204:
+            return status, {}
         try:
             answer = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -241,6 +253,18 @@ class WorkerApiClient:
                 raise TransientApiError(f"{action} answered {status} (not JSON)", status=status)
             raise WorkerApiError(f"{action} answered {status} without a JSON object", status=status)
         return status, answer
+
+
+def _lease(answer: dict[str, Any]) -> Lease:
+    return Lease(
+        video_id=_int(answer, "video_id"),
+        token=_str(answer, "token"),
+        lease_expires_at=_datetime(answer, "lease_expires_at"),
+        lease_seconds=_number(answer, "lease_seconds"),
+        renew_seconds=_number(answer, "renew_seconds"),
+        attempts=_int(answer, "attempts"),
+        protected=bool(answer.get("protected", False)),
+    )
 
 
 def _error_text(answer: dict[str, Any], status: int) -> str:

@@ -1,5 +1,6 @@
 """What runs beside a job: the LeaseKeeper thread (renews the lease, keeps the
-message in flight) and the small types the loop shares with it. Django-free."""
+message in flight, if there is one) and the small types and message helpers the
+loop shares with it. Django-free."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ T = TypeVar("T")
 
 
 class JobQueue(Protocol):
-    def receive(self, *, visibility_seconds: int) -> JobMessage | None: ...
+    def receive(
+        self, *, visibility_seconds: int, wait_seconds: int | None = None
+    ) -> JobMessage | None: ...
 
     def delete(self, message: JobMessage) -> bool: ...
 
@@ -51,6 +54,7 @@ class RetryPolicy:
 @dataclass
 class WorkerSummary:
     videos: int = 0  # claimed
+    claimed_next: int = 0  # of which through claim-next (no message: it was lost)
     ready: int = 0
     failed: int = 0
     released: int = 0
@@ -64,7 +68,8 @@ class WorkerSummary:
 
     def text(self) -> str:
         return (
-            f"Worker stopped ({self.exit_reason}): {self.videos} claimed, {self.ready} ready, "
+            f"Worker stopped ({self.exit_reason}): {self.videos} claimed "
+            f"({self.claimed_next} without a message), {self.ready} ready, "
             f"{self.failed} failed, {self.released} released, {self.lost} lost, "
             f"{self.refused} refused, {self.bad_messages} bad messages."
         )
@@ -72,6 +77,8 @@ class WorkerSummary:
 
 class LeaseKeeper(threading.Thread):
     """Renews one lease every ``renew_seconds`` and keeps its job message in flight.
+
+    ``message`` is None for a video claimed through claim-next: nothing to hold.
 
     Sets ``lost_reason`` and then ``stop`` when the lease is lost, in that order,
     so a job that returns because of ``stop`` always finds the reason set.
@@ -82,7 +89,7 @@ class LeaseKeeper(threading.Thread):
         *,
         api: WorkerApiClient,
         queue: JobQueue,
-        message: JobMessage,
+        message: JobMessage | None,
         lease: Lease,
         stop: threading.Event,
         claimed_at: float,
@@ -146,7 +153,9 @@ class LeaseKeeper(threading.Thread):
                     "renewed lease on video %d until %s; message in flight %s%s",
                     lease.video_id,
                     renewal.lease_expires_at.isoformat(),
-                    f"{lease.visibility_seconds} s more" if extended else "NOT extended",
+                    f"{lease.visibility_seconds} s more"
+                    if extended
+                    else ("NOT extended" if self.message else "none (claim-next)"),
                     "; drain requested: no video after this one" if renewal.drain else "",
                 )
 
@@ -156,8 +165,35 @@ class LeaseKeeper(threading.Thread):
         log.warning("lease on video %d lost (%s): stopping the job", self.lease.video_id, reason)
 
     def _visibility_extend(self) -> bool:
+        if self.message is None:
+            return False
         try:
             return self.queue.visibility_change(self.message, self.lease.visibility_seconds)
         except QueueError as exc:
             log.warning("message for video %d not kept in flight: %s", self.lease.video_id, exc)
             return False
+
+
+def message_delete(queue: JobQueue, message: JobMessage | None, what: str) -> None:
+    """Delete a job message (None: a claim-next video has none); a failure is only logged."""
+    if message is None:
+        return
+    try:
+        gone = not queue.delete(message)
+    except QueueError as exc:
+        log.warning("message for %s not deleted (%s): it comes back and is refused", what, exc)
+        return
+    log.info("deleted message for %s%s", what, " (already gone)" if gone else "")
+
+
+def message_visibility(queue: JobQueue, message: JobMessage | None, seconds: int) -> None:
+    """Make a job message visible again in ``seconds`` (None: nothing to do)."""
+    if message is None:
+        return
+    try:
+        queue.visibility_change(message, seconds)
+    except QueueError as exc:
+        log.warning("message %s visibility not changed: %s", message.message_id, exc)
+        return
+    when = "at once" if seconds == 0 else f"in {seconds} s"
+    log.info("message %s visible again %s", message.message_id, when)

@@ -20,6 +20,10 @@ One video at a time::
 - ``shutdown_request`` (SIGTERM, SIGINT) stops the job, releases the video
   (back to UPLOADED at once) and makes its message visible again.
 - ``drain`` in a renew answer: finish this video, take no other, exit.
+- An empty receive asks the API for the longest-waiting video (claim-next):
+  one whose message was lost (a purge, a dead-letter queue, a failed send) is
+  still done, with no message to hold or delete. While that finds videos, the
+  next receive does not wait (no long poll between two of them).
 - Transient errors are retried a bounded number of times with exponential
   backoff and jitter; the loop never spins.
 """
@@ -56,6 +60,8 @@ from .keeper import (
     WorkerFatal,
     WorkerSummary,
     _PollInterrupted,
+    message_delete,
+    message_visibility,
 )
 from .queue import JobMessage, QueueError, video_id_parse
 
@@ -90,6 +96,8 @@ class VideoWorker:
         self._stop: threading.Event | None = None  # the running job's
         self._polling = False
         self._drain = False
+        self._backlog = False  # claim-next found a video last time: do not long-poll
+        self._claim_next_off = False  # the API has no claim-next (an older one)
 
     def shutdown_request(self, reason: str = "shutdown requested") -> None:
         """Stop the running job, release its video, exit (the signal watcher calls it)."""
@@ -150,6 +158,8 @@ class VideoWorker:
                 idle_delay = self.retry.base_seconds
                 if message is not None:
                     self._message_handle(message)
+                elif not self._exit_reason():
+                    self._claim_next()
         except _PollInterrupted as interrupted:
             # Said here too: the watcher thread may not have had its turn before the exit.
             self.shutdown_request(f"{signal.Signals(interrupted.args[0]).name} received")
@@ -171,7 +181,10 @@ class VideoWorker:
         try:
             # A message received just as a signal cuts the poll short stays in flight
             # for its visibility timeout, then comes back: delayed, never lost.
-            return self.queue.receive(visibility_seconds=visibility_for(self.lease_seconds))
+            return self.queue.receive(
+                visibility_seconds=visibility_for(self.lease_seconds),
+                wait_seconds=0 if self._backlog else None,
+            )
         finally:
             self._polling = False
 
@@ -183,7 +196,7 @@ class VideoWorker:
             log.warning(
                 'message %s is not {"video_id": N}: %r', message.message_id, message.body[:200]
             )
-            self._delete(message, "a bad message")
+            message_delete(self.queue, message, "a bad message")
             return
         claimed_at = time.monotonic()
         try:
@@ -195,22 +208,48 @@ class VideoWorker:
             )
         except TransientApiError as exc:
             log.warning("video %d not claimed (%s): its message comes back later", video_id, exc)
-            self._visibility(message, 0 if self._shutdown.is_set() else int(self.retry.cap_seconds))
+            message_visibility(
+                self.queue, message, 0 if self._shutdown.is_set() else int(self.retry.cap_seconds)
+            )
             self._shutdown.wait(self.retry.cap_seconds)
             return
         except WorkerApiError as exc:
-            self._visibility(message, 0)
+            message_visibility(self.queue, message, 0)
             raise WorkerFatal(
                 f"the worker API refused the claim of video {video_id}: {exc}"
             ) from exc
         if isinstance(answer, ClaimRefused):
             self.summary.refused += 1
             log.info("video %d not claimed (%s: %s)", video_id, answer.reason, answer.error)
-            self._delete(message, f"video {video_id}")
+            message_delete(self.queue, message, f"video {video_id}")
             return
         self._video_process(message, answer, claimed_at)
 
-    def _video_process(self, message: JobMessage, lease: Lease, claimed_at: float) -> None:
+    def _claim_next(self) -> None:
+        """No message: the oldest waiting video, if any, as if its message had come."""
+        self._backlog = False
+        if self._claim_next_off:
+            return
+        claimed_at = time.monotonic()
+        try:
+            lease = self.api.claim_next(instance_id=self.instance_id, worker_id=self.worker_id)
+        except TransientApiError as exc:
+            log.warning("claim-next failed (%s); polling again", exc)
+            self._shutdown.wait(self.retry.base_seconds)
+            return
+        except WorkerApiError as exc:
+            if exc.status != 404:
+                raise WorkerFatal(f"the worker API refused claim-next: {exc}") from exc
+            self._claim_next_off = True
+            log.warning("the worker API has no claim-next (%s): messages only", exc)
+            return
+        if lease is not None:
+            self._backlog = True
+            self.summary.claimed_next += 1
+            log.info("no message waiting; claim-next gave video %d", lease.video_id)
+            self._video_process(None, lease, claimed_at)
+
+    def _video_process(self, message: JobMessage | None, lease: Lease, claimed_at: float) -> None:
         video_id = lease.video_id
         self.summary.videos += 1
         log.info(
@@ -250,7 +289,7 @@ class VideoWorker:
             keeper.close()
             self.summary.lost += 1
             log.warning("video %d: job stopped, not finished (lease lost)", video_id)
-            self._delete(message, f"video {video_id}")
+            message_delete(self.queue, message, f"video {video_id}")
         elif completed:
             self._finish(keeper, message, "READY", None)
         elif stop.is_set():
@@ -261,7 +300,7 @@ class VideoWorker:
         self._drain = self._drain or keeper.drain
 
     def _finish(
-        self, keeper: LeaseKeeper, message: JobMessage, status: str, error: str | None
+        self, keeper: LeaseKeeper, message: JobMessage | None, status: str, error: str | None
     ) -> None:
         lease = keeper.lease
         try:
@@ -280,7 +319,7 @@ class VideoWorker:
             keeper.close()
             self.summary.lost += 1
             log.warning("video %d not finished %s: lease lost (%s)", lease.video_id, status, exc)
-            self._delete(message, f"video {lease.video_id}")
+            message_delete(self.queue, message, f"video {lease.video_id}")
             return
         except WorkerApiError as exc:
             keeper.close()
@@ -299,9 +338,9 @@ class VideoWorker:
         log.info(
             "finished video %d: %s%s", lease.video_id, answer.status, f" ({error})" if error else ""
         )
-        self._delete(message, f"video {lease.video_id}")
+        message_delete(self.queue, message, f"video {lease.video_id}")
 
-    def _release(self, message: JobMessage, lease: Lease) -> None:
+    def _release(self, message: JobMessage | None, lease: Lease) -> None:
         try:
             self._retry(
                 f"release of video {lease.video_id}",
@@ -320,7 +359,7 @@ class VideoWorker:
         else:
             self.summary.released += 1
             log.info("released video %d: UPLOADED again", lease.video_id)
-        self._visibility(message, 0)
+        message_visibility(self.queue, message, 0)
 
     def _retry(
         self,
@@ -355,20 +394,3 @@ class VideoWorker:
                     time.sleep(pause)
                 delay = min(delay * 2, self.retry.cap_seconds)
         raise AssertionError("unreachable")
-
-    def _delete(self, message: JobMessage, what: str) -> None:
-        try:
-            gone = not self.queue.delete(message)
-        except QueueError as exc:
-            log.warning("message for %s not deleted (%s): it comes back and is refused", what, exc)
-            return
-        log.info("deleted message for %s%s", what, " (already gone)" if gone else "")
-
-    def _visibility(self, message: JobMessage, seconds: int) -> None:
-        try:
-            self.queue.visibility_change(message, seconds)
-        except QueueError as exc:
-            log.warning("message %s visibility not changed: %s", message.message_id, exc)
-            return
-        when = "at once" if seconds == 0 else f"in {seconds} s"
-        log.info("message %s visible again %s", message.message_id, when)

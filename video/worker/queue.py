@@ -91,12 +91,16 @@ class SqsJobQueue:
             )
         self._client = client
 
-    def receive(self, *, visibility_seconds: int) -> JobMessage | None:
+    def receive(
+        self, *, visibility_seconds: int, wait_seconds: int | None = None
+    ) -> JobMessage | None:
+        """One message, or None after ``wait_seconds`` (default: the queue's long poll)."""
+        wait = self.wait_seconds if wait_seconds is None else max(0, min(20, wait_seconds))
         answer = self._call(
             "receive_message",
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=1,
-            WaitTimeSeconds=self.wait_seconds,
+            WaitTimeSeconds=wait,
             VisibilityTimeout=max(0, min(MAX_VISIBILITY_SECONDS, visibility_seconds)),
         )
         for message in answer.get("Messages", []):
