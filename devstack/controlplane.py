@@ -22,6 +22,8 @@ half a period after the slot boundary (the tick publishes at the boundary):
 No policy, no datapoint, the endpoint down: one log line until it changes,
 nothing done. ``DEVSTACK_TIMELINE_FILE`` (optional) gets one JSON line per
 period: what was observed and decided (the loop benchmark and test read it).
+``DEVSTACK_SCALE_IN_DATAPOINTS`` (tests only; unset: AWS's 15) shortens the
+scale-in alarm so the loop test is back at 0 sooner; everything else is as AWS does.
 """
 
 from __future__ import annotations
@@ -48,100 +50,74 @@ from devstack.localgroup import (
     plane_client,
 )
 from scaling.policy.aim import AimError
-from scaling.simulation.tracking import Observation, TargetTracking, TrackingRules
+from scaling.policy.installed import InstalledPolicy, PolicyNotInstalled, installed_policy_parse
+from scaling.simulation.tracking import (
+    SCALE_IN_DATAPOINTS,
+    Observation,
+    TargetTracking,
+    TrackingRules,
+)
 
 log = logging.getLogger("devstack.controlplane")
 
 
-class NotInstalled(LookupError):
-    """What is installed cannot be played; the message says what to do."""
+# DEVSTACK_SCALE_IN_DATAPOINTS: a test-only shorter scale-in alarm (1 to AWS's 15).
+SCALE_IN_DATAPOINTS_MAX = SCALE_IN_DATAPOINTS
 
 
-@dataclass(frozen=True)
-class Installed:
-    """The policy as read back from the endpoint."""
+class ScaleInDatapointsError(ValueError):
+    pass
 
-    policy_name: str
-    mode: str
-    target: float
-    warmup_seconds: int
-    metric: dict[str, Any]  # Namespace, MetricName, Dimensions of the tracked backlog
-    stat: str
-    wake_datapoints: int | None  # None: no wake-from-zero rule installed
-    scale_in: bool
 
-    def rules(self, group: LocalGroup) -> TrackingRules:
-        return TrackingRules(
-            mode=self.mode,
-            target=self.target,
-            min_size=group.min_size,
-            max_size=group.max_size,
-            wake_datapoints=self.wake_datapoints if self.wake_datapoints is not None else 10**9,
-            scale_in=self.scale_in,
+def scale_in_datapoints_get(environ: dict[str, str] | None = None) -> int:
+    """DEVSTACK_SCALE_IN_DATAPOINTS: periods below 90 % of target before a scale-in [15].
+
+    Only the loop test sets it (so the group is back at 0 sooner); unset, the control
+    plane plays the 15 datapoints of the alarm AWS creates.
+    """
+    raw = (environ if environ is not None else os.environ).get("DEVSTACK_SCALE_IN_DATAPOINTS", "")
+    if not raw.strip():
+        return SCALE_IN_DATAPOINTS
+    value = raw.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= SCALE_IN_DATAPOINTS_MAX:
+        raise ScaleInDatapointsError(
+            f"DEVSTACK_SCALE_IN_DATAPOINTS must be a whole number from 1 to "
+            f"{SCALE_IN_DATAPOINTS_MAX}, got {raw!r}: unset it for AWS's {SCALE_IN_DATAPOINTS}"
         )
+    return int(value)
 
 
-def installed_read(autoscaling: Any, cloudwatch: Any, asg_name: str) -> Installed:
-    policies = autoscaling.describe_policies(AutoScalingGroupName=asg_name)["ScalingPolicies"]
-    tracking = sorted(
-        (p for p in policies if p.get("PolicyType") == "TargetTrackingScaling"),
-        key=lambda p: p["PolicyName"],
-    )
-    if not tracking:
-        raise NotInstalled(
-            f"no target tracking policy on {asg_name}: run manage.py install_scaling_policy"
-        )
-    policy = tracking[0]
-    config = policy["TargetTrackingConfiguration"]
-    custom = config.get("CustomizedMetricSpecification")
-    if custom is None:
-        raise NotInstalled(
-            f"{policy['PolicyName']} tracks a predefined metric; the local control plane "
-            "plays only a customized BacklogCount policy (install_scaling_policy's)"
-        )
-    if "Metrics" in custom:
-        queries = {m["Id"]: m for m in custom["Metrics"]}
-        backlog = queries.get("m1", {}).get("MetricStat")
-        if backlog is None or "e1" not in queries:
-            raise NotInstalled(
-                f"{policy['PolicyName']}'s metric math is not m1 / m2 (backlog per in-service "
-                "instance): reinstall it with install_scaling_policy"
-            )
-        mode, metric, stat = "per-instance", backlog["Metric"], backlog.get("Stat", "Average")
-    else:
-        mode, stat = "total", custom.get("Statistic", "Average")
-        metric = {k: custom[k] for k in ("Namespace", "MetricName") if k in custom}
-        metric["Dimensions"] = custom.get("Dimensions", [])
-    return Installed(
-        policy_name=policy["PolicyName"],
-        mode=mode,
-        target=float(config["TargetValue"]),
-        warmup_seconds=int(policy.get("EstimatedInstanceWarmup") or 0),
-        metric=metric,
-        stat=stat,
-        wake_datapoints=_wake_datapoints(policies, cloudwatch),
-        scale_in=not config.get("DisableScaleIn", False),
+def installed_read(autoscaling: Any, cloudwatch: Any, asg_name: str) -> InstalledPolicy:
+    """install_scaling_policy's policy on the endpoint (scaling.policy.installed reads it);
+    PolicyNotInstalled, saying what to do, when it is missing or cannot be played here."""
+    return installed_policy_parse(
+        autoscaling.describe_policies(AutoScalingGroupName=asg_name)["ScalingPolicies"],
+        asg_name=asg_name,
+        alarms=cloudwatch.describe_alarms()["MetricAlarms"],
     )
 
 
-def _wake_datapoints(policies: list[dict[str, Any]], cloudwatch: Any) -> int | None:
-    """The datapoints the wake alarm needs, if a step policy that adds capacity has one."""
-    arns = {
-        p["PolicyARN"]
-        for p in policies
-        if p.get("PolicyType") == "StepScaling"
-        and any(s.get("ScalingAdjustment", 0) > 0 for s in p.get("StepAdjustments", []))
-    }
-    if not arns:
-        return None
-    for alarm in cloudwatch.describe_alarms()["MetricAlarms"]:
-        if arns & set(alarm.get("AlarmActions", [])):
-            return int(alarm.get("DatapointsToAlarm") or alarm.get("EvaluationPeriods") or 1)
-    return None
+def rules_of(
+    installed: InstalledPolicy,
+    group: LocalGroup,
+    *,
+    scale_in_datapoints: int = SCALE_IN_DATAPOINTS,
+) -> TrackingRules:
+    """What target tracking applies: the installed policy on the group's bounds."""
+    wake = installed.wake_datapoints
+    return TrackingRules(
+        mode=installed.mode,
+        target=installed.target,
+        min_size=group.min_size,
+        max_size=group.max_size,
+        scale_in_datapoints=scale_in_datapoints,
+        wake_datapoints=wake if wake is not None else 10**9,
+        scale_in=installed.scale_in,
+    )
 
 
 def datapoint_read(
-    cloudwatch: Any, installed: Installed, *, slot: datetime, period: int
+    cloudwatch: Any, installed: InstalledPolicy, *, slot: datetime, period: int
 ) -> int | None:
     """The value published for ``slot`` (the tick stamps it with the slot's start), or None."""
     reply = cloudwatch.get_metric_data(
@@ -193,10 +169,12 @@ class ControlPlane:
         interval_seconds: int,
         boot_seconds: int,
         timeline: Path | None = None,
+        scale_in_datapoints: int = SCALE_IN_DATAPOINTS,
     ) -> None:
         self.autoscaling, self.cloudwatch, self.ec2 = autoscaling, cloudwatch, ec2
         self.asg_name, self.interval, self.boot = asg_name, interval_seconds, boot_seconds
         self.timeline = timeline
+        self.scale_in_datapoints = scale_in_datapoints
         self.tracking: TargetTracking | None = None
         self._say = LineOnChange(log)
 
@@ -208,9 +186,9 @@ class ControlPlane:
         try:
             installed = installed_read(self.autoscaling, self.cloudwatch, self.asg_name)
             group = group_read(self.autoscaling, self.ec2, self.asg_name)
-            rules = installed.rules(group)
+            rules = rules_of(installed, group, scale_in_datapoints=self.scale_in_datapoints)
             backlog = datapoint_read(self.cloudwatch, installed, slot=slot, period=self.interval)
-        except NotInstalled as exc:
+        except PolicyNotInstalled as exc:
             self._say("look", f"control plane: {exc}; nothing done")
             return None
         except (*AWS_ERRORS, LookupError) as exc:
@@ -228,7 +206,7 @@ class ControlPlane:
             log.info(
                 "control plane: playing %s: %s target %g, warmup %d s, wake after %s, "
                 "boot %d s, every %d s",
-                installed.policy_name,
+                installed.name,
                 installed.mode,
                 installed.target,
                 installed.warmup_seconds,
@@ -315,6 +293,11 @@ def main() -> int:
     setup = local_setup("devstack.controlplane", log)
     if setup is None:
         return 2
+    try:
+        scale_in_datapoints = scale_in_datapoints_get()
+    except ScaleInDatapointsError as exc:
+        log.error("%s", exc)
+        return 2
     timeline = os.environ.get("DEVSTACK_TIMELINE_FILE") or None
     endpoint, region = setup.endpoint, setup.region
     plane = ControlPlane(
@@ -325,16 +308,20 @@ def main() -> int:
         interval_seconds=setup.interval,
         boot_seconds=setup.boot_seconds,
         timeline=Path(timeline) if timeline else None,
+        scale_in_datapoints=scale_in_datapoints,
     )
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     log.info(
         "control plane on %s: group %s, every %d s (target tracking's rules: "
-        "scaling.simulation.tracking)",
+        "scaling.simulation.tracking)%s",
         endpoint,
         setup.asg_name,
         setup.interval,
+        ""
+        if scale_in_datapoints == SCALE_IN_DATAPOINTS
+        else f"; scale-in after {scale_in_datapoints} datapoints (DEVSTACK_SCALE_IN_DATAPOINTS)",
     )
     run(plane, stopping)
     return 0

@@ -24,7 +24,7 @@ from scaling.audit.charts import (
     publication_chart_svg,
 )
 from scaling.audit.fleet import Fleet, fleet_page_get
-from scaling.audit.status import InstalledPolicy, installed_policy_get
+from scaling.audit.installed_policy import PolicyOnGroup, installed_policy_get
 from scaling.models import MetricPublication
 from scaling.selectors import publications_recent
 
@@ -151,10 +151,10 @@ class MetricPublicationAdmin(_ModelAdmin):
         # The markup is built by our own code from numbers and escaped labels.
         chart = mark_safe(publication_chart_svg(slots=slots, start=start, end=end))  # noqa: S308
         policy = installed_policy_get()
-        if isinstance(policy, InstalledPolicy):
+        if isinstance(policy, PolicyOnGroup):
             latest = next((p for p in slots if p.value is not None), None)
             policy_line = (
-                f"Installed policy: {policy.mode}, target {policy.target:g}, "
+                f"Installed policy: {policy.policy.mode}, target {policy.policy.target:g}, "
                 f"group min {policy.min_size} max {policy.max_size}"
             )
             if latest is not None:
@@ -183,7 +183,7 @@ class MetricPublicationAdmin(_ModelAdmin):
     ) -> list[str | Callable[[MetricPublication], str | bool]]:
         policy = installed_policy_get()
         columns: list[str | Callable[[MetricPublication], str | bool]] = list(self.list_display)
-        if not isinstance(policy, InstalledPolicy):
+        if not isinstance(policy, PolicyOnGroup):
             return columns
 
         @admin.display(description="policy aims for")

@@ -11,8 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.db import OperationalError
 
+from scaling.audit.aim_text import aim_estimate
+from scaling.audit.aws_reads import alarm_of
 from scaling.audit.report import _duration
-from scaling.audit.status import _alarm, aim_estimate
 from scaling.policy.alarms import alarm_names
 from scaling.publishing.tick import backlog_tick
 from tests.factories import videos_create
@@ -113,7 +114,7 @@ def test_an_alarm_held_for_hours_reads_as_hours() -> None:
         "StateTransitionedTimestamp": now - timedelta(hours=2, minutes=5),
     }
 
-    alarm = _alarm(described, now)
+    alarm = alarm_of(described, now)
 
     assert (alarm.state, alarm.for_seconds, alarm.since) == (
         "ALARM",

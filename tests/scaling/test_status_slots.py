@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from scaling.audit.part import Part
 from scaling.audit.report import slots_lines
 from scaling.audit.series import SlotRow, slot_rows_read, slots_count_parse
-from scaling.audit.status import Part, ScalingStatus
+from scaling.audit.status import ScalingStatus
 from scaling.models import MetricPublication
 from tests.badinput.manage_run import manage_run
 
