@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from devstack.localgroup import (
     AWS_ERRORS,
     LineOnChange,
+    endpoint_is_local,
     group_read,
     local_setup,
     one_line,
@@ -261,11 +262,21 @@ def main() -> int:
     if setup is None:
         return 2
     api_url = os.environ.get("DEVSTACK_API_URL", "http://127.0.0.1:8000")
+    # DEVSTACK_WORKER_AWS_ENDPOINT_URL (the loop soak's): the workers reach SQS through
+    # another local endpoint (a fault proxy) while the fleet reads the group directly.
+    worker_endpoint = os.environ.get("DEVSTACK_WORKER_AWS_ENDPOINT_URL", "").strip()
+    if worker_endpoint and not endpoint_is_local(worker_endpoint):
+        log.error("DEVSTACK_WORKER_AWS_ENDPOINT_URL must be local, got %r", worker_endpoint)
+        return 2
+    worker_env = {
+        **os.environ,
+        **({"AWS_ENDPOINT_URL": worker_endpoint} if worker_endpoint else {}),
+    }
     fleet = LocalFleet(
         plane_client("autoscaling", setup.endpoint, setup.region),
         plane_client("ec2", setup.endpoint, setup.region),
         asg_name=setup.asg_name,
-        spawner=worker_spawner(api_url),
+        spawner=worker_spawner(api_url, worker_env),
         boot_seconds=setup.boot_seconds,
     )
     stopping = threading.Event()
