@@ -5,6 +5,7 @@ loop shares with it. Django-free."""
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -197,3 +198,40 @@ def message_visibility(queue: JobQueue, message: JobMessage | None, seconds: int
         return
     when = "at once" if seconds == 0 else f"in {seconds} s"
     log.info("message %s visible again %s", message.message_id, when)
+
+
+def retry_call(
+    retry: RetryPolicy,
+    what: str,
+    call: Callable[[], T],
+    *,
+    attempts: int | None = None,
+    shutdown: threading.Event | None = None,
+) -> T:
+    """``call()``, again after a ``TransientApiError``, at most ``attempts`` times in all,
+    with exponential backoff and jitter. With ``shutdown``, a shutdown ends the waiting
+    and the retries; without, the pauses are slept through (a finish, a release).
+    """
+    attempts = attempts or retry.attempts
+    delay = retry.base_seconds
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except TransientApiError as exc:
+            if attempt >= attempts or (shutdown is not None and shutdown.is_set()):
+                raise
+            pause = delay * random.uniform(1.0, 1.5)  # jitter: workers spread out after an outage
+            log.warning(
+                "%s failed (%s); attempt %d of %d, again in %.1f s",
+                what,
+                exc,
+                attempt,
+                attempts,
+                pause,
+            )
+            if shutdown is not None:
+                shutdown.wait(pause)
+            else:
+                time.sleep(pause)
+            delay = min(delay * 2, retry.cap_seconds)
+    raise AssertionError("unreachable")

@@ -22,8 +22,9 @@ One video at a time::
 - ``drain`` in a renew answer: finish this video, take no other, exit.
 - An empty receive asks the API for the longest-waiting video (claim-next):
   one whose message was lost (a purge, a dead-letter queue, a failed send) is
-  still done, with no message to hold or delete. While that finds videos, the
-  next receive does not wait (no long poll between two of them).
+  still done, with no message to hold or delete. A receive long-polls only
+  once claim-next has found nothing; at start and after any work it does not
+  wait, so a new worker or one just done looks at the database at once.
 - Transient errors are retried a bounded number of times with exponential
   backoff and jitter; the loop never spins.
 """
@@ -33,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import signal
 import threading
 import time
@@ -62,6 +62,7 @@ from .keeper import (
     _PollInterrupted,
     message_delete,
     message_visibility,
+    retry_call,
 )
 from .queue import JobMessage, QueueError, video_id_parse
 
@@ -96,7 +97,7 @@ class VideoWorker:
         self._stop: threading.Event | None = None  # the running job's
         self._polling = False
         self._drain = False
-        self._backlog = False  # claim-next found a video last time: do not long-poll
+        self._poll_short = True  # no long poll: at start, and after any work
         self._claim_next_off = False  # the API has no claim-next (an older one)
 
     def shutdown_request(self, reason: str = "shutdown requested") -> None:
@@ -157,6 +158,7 @@ class VideoWorker:
                     continue
                 idle_delay = self.retry.base_seconds
                 if message is not None:
+                    self._poll_short = True
                     self._message_handle(message)
                 elif not self._exit_reason():
                     self._claim_next()
@@ -183,7 +185,7 @@ class VideoWorker:
             # for its visibility timeout, then comes back: delayed, never lost.
             return self.queue.receive(
                 visibility_seconds=visibility_for(self.lease_seconds),
-                wait_seconds=0 if self._backlog else None,
+                wait_seconds=0 if self._poll_short else None,
             )
         finally:
             self._polling = False
@@ -227,7 +229,7 @@ class VideoWorker:
 
     def _claim_next(self) -> None:
         """No message: the oldest waiting video, if any, as if its message had come."""
-        self._backlog = False
+        self._poll_short = False
         if self._claim_next_off:
             return
         claimed_at = time.monotonic()
@@ -244,7 +246,7 @@ class VideoWorker:
             log.warning("the worker API has no claim-next (%s): messages only", exc)
             return
         if lease is not None:
-            self._backlog = True
+            self._poll_short = True
             self.summary.claimed_next += 1
             log.info("no message waiting; claim-next gave video %d", lease.video_id)
             self._video_process(None, lease, claimed_at)
@@ -369,28 +371,5 @@ class VideoWorker:
         attempts: int | None = None,
         interruptible: bool = True,
     ) -> T:
-        attempts = attempts or self.retry.attempts
-        delay = self.retry.base_seconds
-        for attempt in range(1, attempts + 1):
-            try:
-                return call()
-            except TransientApiError as exc:
-                if attempt >= attempts or (interruptible and self._shutdown.is_set()):
-                    raise
-                pause = delay * random.uniform(
-                    1.0, 1.5
-                )  # jitter: workers spread out after an outage
-                log.warning(
-                    "%s failed (%s); attempt %d of %d, again in %.1f s",
-                    what,
-                    exc,
-                    attempt,
-                    attempts,
-                    pause,
-                )
-                if interruptible:
-                    self._shutdown.wait(pause)
-                else:
-                    time.sleep(pause)
-                delay = min(delay * 2, self.retry.cap_seconds)
-        raise AssertionError("unreachable")
+        shutdown = self._shutdown if interruptible else None
+        return retry_call(self.retry, what, call, attempts=attempts, shutdown=shutdown)
