@@ -119,7 +119,7 @@ def _run(
     django.setup()
     from django.core.management import call_command
 
-    from devstack.localgroup import plane_client
+    from devstack.localaws import local_client
     from devstack.loop import (
         LoopWatch,
         burst_upload,
@@ -147,8 +147,8 @@ def _run(
     region, endpoint = env["AWS_REGION"], env["AWS_ENDPOINT_URL"]
     ids, uploaded_at = burst_upload(args.videos, interval=args.interval)
     watch = LoopWatch(
-        autoscaling=plane_client("autoscaling", endpoint, region),
-        ec2=plane_client("ec2", endpoint, region),
+        autoscaling=local_client("autoscaling", endpoint, region),
+        ec2=local_client("ec2", endpoint, region),
         asg_name=ASG,
         boot_seconds=args.boot,
         video_ids=ids,

@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from devstack.localaws import local_client
 from devstack.localgroup import (
     AWS_ERRORS,
     LineOnChange,
@@ -47,7 +48,6 @@ from devstack.localgroup import (
     group_read,
     local_setup,
     one_line,
-    plane_client,
 )
 from scaling.policy.aim import AimError
 from scaling.policy.installed import InstalledPolicy, PolicyNotInstalled, installed_policy_parse
@@ -301,9 +301,9 @@ def main() -> int:
     timeline = os.environ.get("DEVSTACK_TIMELINE_FILE") or None
     endpoint, region = setup.endpoint, setup.region
     plane = ControlPlane(
-        autoscaling=plane_client("autoscaling", endpoint, region),
-        cloudwatch=plane_client("cloudwatch", endpoint, region),
-        ec2=plane_client("ec2", endpoint, region),
+        autoscaling=local_client("autoscaling", endpoint, region),
+        cloudwatch=local_client("cloudwatch", endpoint, region),
+        ec2=local_client("ec2", endpoint, region),
         asg_name=setup.asg_name,
         interval_seconds=setup.interval,
         boot_seconds=setup.boot_seconds,

@@ -30,14 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from devstack.localaws import endpoint_is_local, local_client
 from devstack.localgroup import (
     AWS_ERRORS,
     LineOnChange,
-    endpoint_is_local,
     group_read,
     local_setup,
     one_line,
-    plane_client,
 )
 
 log = logging.getLogger("devstack.fleet")
@@ -273,8 +272,8 @@ def main() -> int:
         **({"AWS_ENDPOINT_URL": worker_endpoint} if worker_endpoint else {}),
     }
     fleet = LocalFleet(
-        plane_client("autoscaling", setup.endpoint, setup.region),
-        plane_client("ec2", setup.endpoint, setup.region),
+        local_client("autoscaling", setup.endpoint, setup.region),
+        local_client("ec2", setup.endpoint, setup.region),
         asg_name=setup.asg_name,
         spawner=worker_spawner(api_url, worker_env),
         boot_seconds=setup.boot_seconds,

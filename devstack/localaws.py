@@ -14,8 +14,10 @@ import sys
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
+from botocore.config import Config
 
 from academy import defaults
 
@@ -26,6 +28,10 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+# One short attempt: moto is on loopback, and an outage is reported, not waited out.
+_CLIENT_CONFIG = Config(
+    connect_timeout=1, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1}
+)
 
 
 def port_free_get(host: str = "127.0.0.1") -> int:
@@ -74,14 +80,27 @@ def moto_server(host: str = "127.0.0.1", port: int | None = None) -> Iterator[st
             process.kill()
 
 
+def endpoint_is_local(url: str) -> bool:
+    """Only an endpoint on this machine: the dev stack must never scale a real group."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
+
+
 def local_client(service: str, endpoint_url: str, region: str = LOCAL_REGION) -> Any:
-    """A boto3 client for the local endpoint, with its fixed test credentials."""
+    """The dev stack's one boto3 client: the local endpoint only (ValueError for any
+    other), its fixed test credentials (it plays AWS: no IAM role of the app applies),
+    one short attempt."""
+    if not endpoint_is_local(endpoint_url):
+        raise ValueError(
+            f"the dev stack talks to a local endpoint only (http://127.0.0.1:<port>), "
+            f"got {endpoint_url!r}"
+        )
     return boto3.session.Session(
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
         region_name=region,
-    ).client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+    ).client(service, endpoint_url=endpoint_url, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
 
 
 def local_aws_bootstrap(

@@ -15,12 +15,10 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from devstack.localaws import endpoint_is_local
 from scaling.errors import error_one_line
 
 BOOT_SECONDS_DEFAULT = 10
@@ -29,10 +27,6 @@ BOOT_SECONDS_MAX = 600
 # its way out: not counted, though the fleet keeps its worker until it is gone).
 RUNNING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed", "InService"})
 AWS_ERRORS = (BotoCoreError, ClientError)
-# One short attempt: moto is on loopback, and an outage is reported, not waited out.
-_CLIENT_CONFIG = Config(
-    connect_timeout=1, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1}
-)
 
 
 class BootSecondsError(ValueError):
@@ -56,19 +50,6 @@ def boot_seconds_get(environ: dict[str, str] | None = None) -> int:
 
 def one_line(exc: BaseException) -> str:
     return error_one_line(exc, limit=300, first_line=True)
-
-
-def endpoint_is_local(url: str) -> bool:
-    """Only an endpoint on this machine: the dev stack must never scale a real group."""
-    parts = urlsplit(url)
-    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
-
-
-def plane_client(service: str, endpoint_url: str, region: str) -> Any:
-    """The dev stack's own clients: it plays AWS, so no IAM role of the app applies."""
-    return boto3.session.Session().client(  # type: ignore[call-overload]
-        service, region_name=region, endpoint_url=endpoint_url, config=_CLIENT_CONFIG
-    )
 
 
 class LineOnChange:

@@ -23,14 +23,19 @@ import pytest
 from django.core.management import call_command
 
 from devstack import controlplane, fleet
-from devstack.controlplane import ControlPlane, Period, installed_read, next_evaluation
-from devstack.localaws import port_free_get
+from devstack.controlplane import (
+    ControlPlane,
+    Period,
+    ScaleInDatapointsError,
+    installed_read,
+    next_evaluation,
+    scale_in_datapoints_get,
+)
+from devstack.localaws import endpoint_is_local, local_client, port_free_get
 from devstack.localgroup import (
     BOOT_SECONDS_DEFAULT,
     BootSecondsError,
     boot_seconds_get,
-    endpoint_is_local,
-    plane_client,
 )
 from scaling.metric_spec import metric_spec_get
 
@@ -69,7 +74,9 @@ class Local:
             ],
         )
 
-    def plane(self, *, boot_seconds: int = 0, timeline: Path | None = None) -> ControlPlane:
+    def plane(
+        self, *, boot_seconds: int = 0, timeline: Path | None = None, **options: Any
+    ) -> ControlPlane:
         return ControlPlane(
             autoscaling=self.autoscaling,
             cloudwatch=self.cloudwatch,
@@ -78,6 +85,7 @@ class Local:
             interval_seconds=INTERVAL,
             boot_seconds=boot_seconds,
             timeline=timeline,
+            **options,
         )
 
     def group(self) -> dict[str, Any]:
@@ -96,7 +104,7 @@ class Local:
 @pytest.fixture
 def local(aws: dict[str, str]) -> Local:
     def client(service: str) -> Any:
-        return plane_client(service, aws["endpoint"], aws["region"])
+        return local_client(service, aws["endpoint"], aws["region"])
 
     return Local(
         autoscaling=client("autoscaling"),
@@ -203,6 +211,60 @@ def test_wake_scale_out_and_scale_in_on_the_endpoint(local: Local) -> None:
     assert len(local.instances()) == 2
 
 
+def test_the_plane_plays_aws_s_15_scale_in_datapoints_unless_told(local: Local) -> None:
+    """AWS's scale-in alarm is 15 datapoints: what the plane plays by default and
+    whenever DEVSTACK_SCALE_IN_DATAPOINTS is unset; the loop test's shorter alarm is
+    DEVSTACK_SCALE_IN_DATAPOINTS, read by nothing but the control plane's main."""
+    assert scale_in_datapoints_get({}) == 15
+    install("--target-value", "3", "--warmup", "0")
+    default = local.plane()
+    assert default.scale_in_datapoints == 15
+    assert local.plane(scale_in_datapoints=scale_in_datapoints_get({})).scale_in_datapoints == 15
+    run_slots(local, default, {0: 12, 1: 12, 2: 12, 3: 12})
+    assert local.group()["DesiredCapacity"] == 4
+    assert default.tracking is not None
+    assert default.tracking.rules.scale_in_datapoints == 15
+
+
+def test_a_shorter_scale_in_alarm_scales_in_after_its_datapoints(local: Local) -> None:
+    install("--target-value", "3", "--warmup", "0")
+    plane = local.plane(scale_in_datapoints=3)
+    run_slots(local, plane, {0: 12, 1: 12, 2: 12, 3: 12})
+    assert local.group()["DesiredCapacity"] == 4
+    # 4 videos on 4 instances: 1 < 2.7 for 3 datapoints -> ceil(4 x 4 / 12) = 2.
+    low = run_slots(local, plane, {4: 4, 5: 4, 6: 4})
+    assert [p.set_to for p in low] == [4, 4, 2]
+    assert (low[-1].reason, low[-1].metric) == ("scale-in", 1.0)
+    assert local.group()["DesiredCapacity"] == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, 15), ("", 15), (" ", 15), ("1", 1), (" 3 ", 3), ("15", 15)],
+)
+def test_the_scale_in_datapoints_are_read_from_the_environment(
+    raw: str | None, expected: int
+) -> None:
+    environ = {} if raw is None else {"DEVSTACK_SCALE_IN_DATAPOINTS": raw}
+    assert scale_in_datapoints_get(environ) == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "16", "-1", "1.5", "3s", "three", "²"])
+def test_bad_scale_in_datapoints_are_refused(raw: str) -> None:
+    with pytest.raises(ScaleInDatapointsError, match="must be a whole number from 1 to 15"):
+        scale_in_datapoints_get({"DEVSTACK_SCALE_IN_DATAPOINTS": raw})
+
+
+def test_main_refuses_bad_scale_in_datapoints(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("django.setup", lambda: None)
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:5000"
+    monkeypatch.setenv("DEVSTACK_SCALE_IN_DATAPOINTS", "0")
+    assert controlplane.main() == 2
+    assert lines(caplog, "DEVSTACK_SCALE_IN_DATAPOINTS must be a whole number from 1 to 15")
+
+
 def test_scale_out_waits_until_the_instance_is_warm(local: Local) -> None:
     install("--target-value", "3", "--warmup", "3600")
     plane = local.plane()
@@ -261,9 +323,9 @@ def test_the_endpoint_down_is_one_line_and_no_exception(
     caplog.set_level(logging.INFO, logger="devstack.controlplane")
     dead = f"http://127.0.0.1:{port_free_get()}"
     plane = ControlPlane(
-        autoscaling=plane_client("autoscaling", dead, aws["region"]),
-        cloudwatch=plane_client("cloudwatch", dead, aws["region"]),
-        ec2=plane_client("ec2", dead, aws["region"]),
+        autoscaling=local_client("autoscaling", dead, aws["region"]),
+        cloudwatch=local_client("cloudwatch", dead, aws["region"]),
+        ec2=local_client("ec2", dead, aws["region"]),
         asg_name=ASG,
         interval_seconds=INTERVAL,
         boot_seconds=0,

@@ -19,7 +19,6 @@ import pytest
 
 from devstack.fleet import LocalFleet, queue_refill, run
 from devstack.localaws import local_client, port_free_get
-from devstack.localgroup import plane_client
 from tests.factories import video_create, video_leased
 from video.models import VideoStatus
 
@@ -105,8 +104,8 @@ class Local:
 @pytest.fixture
 def local(aws: dict[str, str]) -> Local:
     return Local(
-        autoscaling=plane_client("autoscaling", aws["endpoint"], aws["region"]),
-        ec2=plane_client("ec2", aws["endpoint"], aws["region"]),
+        autoscaling=local_client("autoscaling", aws["endpoint"], aws["region"]),
+        ec2=local_client("ec2", aws["endpoint"], aws["region"]),
         region=aws["region"],
     )
 
@@ -193,8 +192,8 @@ def test_aws_unreachable_stops_no_worker_and_is_one_line(
     local.desired_set(2)
     fleet.step()
     dead = f"http://127.0.0.1:{port_free_get()}"
-    fleet.autoscaling = plane_client("autoscaling", dead, local.region)
-    fleet.ec2 = plane_client("ec2", dead, local.region)
+    fleet.autoscaling = local_client("autoscaling", dead, local.region)
+    fleet.ec2 = local_client("ec2", dead, local.region)
     for _ in range(3):
         fleet.step()
     assert len(fleet.workers) == 2
