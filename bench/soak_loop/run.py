@@ -24,7 +24,6 @@ from bench.soak_loop.plan import Plan, SoakLoopConfig, plan_draw
 from bench.soak_loop.report import SoakLoopReport
 from bench.soak_loop.stack import ASG, LoopStack, loop_stack
 from devstack.localaws import local_client
-from devstack.localgroup import plane_client
 from devstack.loop import LoopWatch
 
 CORE = ("api", "worker", "beat", "control", "fleet")
@@ -79,8 +78,8 @@ def soak_loop_run(
 def _drive(stack: LoopStack, plan: Plan, config: SoakLoopConfig, report: SoakLoopReport) -> Drive:
     start = time.time()
     watch = LoopWatch(
-        autoscaling=plane_client("autoscaling", stack.endpoint, stack.region),
-        ec2=plane_client("ec2", stack.endpoint, stack.region),
+        autoscaling=local_client("autoscaling", stack.endpoint, stack.region),
+        ec2=local_client("ec2", stack.endpoint, stack.region),
         asg_name=ASG,
         boot_seconds=config.boot,
         video_ids=[],
