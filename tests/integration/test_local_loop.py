@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from devstack.localgroup import plane_client
+from devstack.localaws import local_client
 from devstack.loop import (
     LoopRun,
     LoopWatch,
@@ -35,8 +35,9 @@ from devstack.loop import (
     slot_zero,
     timelines_table,
 )
-from scaling.simulation.model import SimPolicy
+from scaling.simulation.policy import SimPolicy
 from scaling.simulation.result import SimResult
+from scaling.simulation.tracking import TrackingRules
 from tests.integration.conftest import INTERVAL
 from tests.support.stack import Stack, wait_for
 from video.models import Video, VideoRecovery, VideoStatus
@@ -99,8 +100,8 @@ def burst_through_loop(
     aws = loop["aws"]
     ids, uploaded_at = burst_upload(VIDEOS, interval=INTERVAL)
     watch = LoopWatch(
-        autoscaling=plane_client("autoscaling", aws["endpoint"], aws["region"]),
-        ec2=plane_client("ec2", aws["endpoint"], aws["region"]),
+        autoscaling=local_client("autoscaling", aws["endpoint"], aws["region"]),
+        ec2=local_client("ec2", aws["endpoint"], aws["region"]),
         asg_name=ASG,
         boot_seconds=BOOT,
         video_ids=ids,
@@ -126,13 +127,8 @@ def burst_through_loop(
 
 
 def sim_run(boot: int) -> SimResult:
-    policy = SimPolicy(
-        mode="per-instance",
-        target=TARGET,
-        warmup_seconds=WARMUP,
-        max_size=MAX_SIZE,
-        boot_seconds=boot,
-    )
+    rules = TrackingRules(mode="per-instance", target=TARGET, max_size=MAX_SIZE)
+    policy = SimPolicy(rules=rules, warmup_seconds=WARMUP, boot_seconds=boot)
     return simulated(videos=VIDEOS, processing_seconds=HOLD, policy=policy, interval=INTERVAL)
 
 
