@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run status burst demo test lint typecheck pytest soak bench bench-query bench-leases bench-loop clean
+.PHONY: run status burst demo test test-fast lint typecheck pytest soak bench bench-query bench-leases bench-loop clean
 
 RUN_STAMP := $(VENV)/.installed-run
 
@@ -56,8 +56,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
+# The suite in PYTEST_WORKERS parallel processes (pytest-xdist). Most of the long tests
+# wait on 10 s slots and real processes rather than compute, so 4 workers on 2 cores;
+# tests/conftest.py starts the longest first and keeps xdist_group tests on one worker.
+# PYTEST_WORKERS=0 runs in this one process (pytest's own order).
+PYTEST_WORKERS ?= 4
+PYTEST_PARALLEL = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+
 pytest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+
+# The inner loop: ruff, then every test but the multi-minute scenarios (-m 'not slow'),
+# in parallel; no mypy (make typecheck). make test is what CI runs.
+test-fast: $(STAMP) lint
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m 'not slow' $(PYTEST_ARGS)
 
 # Backlog query with and without the partial index on a PostgreSQL database of
 # its own (academy_bench on BENCH_DATABASE_URL's server). Not part of `make test`.

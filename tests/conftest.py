@@ -28,6 +28,28 @@ REQUIRE_SERVICES = os.environ.get("ACADEMY_REQUIRE_SERVICES") == "1"
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
+# Under pytest-xdist (make pytest), the order the workers take tests in: the
+# multi-minute scenarios first, then the ones that start real processes, then the rest
+# (make pytest passes --no-loadscope-reorder so this order holds). The run's wall time
+# is then about its longest chain, not the longest test started last. Serial runs
+# keep pytest-django's order.
+_START_FIRST = ("slow", "integration")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
+    def rank(item: pytest.Item) -> int:
+        for position, mark in enumerate(_START_FIRST):
+            if item.get_closest_marker(mark) is not None:
+                return position
+        return len(_START_FIRST)
+
+    items.sort(key=rank)  # stable: pytest-django's order within each rank
+
+
 def service_missing(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (ACADEMY_REQUIRE_SERVICES=1: real services are required)")

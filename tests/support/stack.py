@@ -188,32 +188,50 @@ def stack_env(
 
 
 @contextlib.contextmanager
-def redis_databases_held(base_url: str, count: int, *, ttl: int = 900) -> Iterator[list[str]]:
+def redis_databases_held(
+    base_url: str, count: int, *, ttl: int = 900, wait: float = 300.0
+) -> Iterator[list[str]]:
     """URLs of ``count`` empty Redis databases that no other test run holds; emptied at the end.
 
     Engineers who share a machine share its Redis. With fixed database numbers one
     run's beat feeds another run's worker and one run's flush wipes another's slot
     claims. A database is held by a key set in it (NX, expiring in case the run
-    dies); one that holds anything else is somebody's and is left alone.
+    dies); one that holds anything else is somebody's and is left alone. When fewer
+    than ``count`` are free (parallel workers, other runs), what was held is let go
+    and it tries again for up to ``wait`` seconds before failing.
     Raises ``redis.RedisError`` when Redis does not answer.
     """
     root = base_url.rsplit("/", 1)[0] if base_url.count("/") >= 3 else base_url
     token = f"{os.getpid()}:{time.time()}".encode()
+    deadline = time.monotonic() + wait
     held: list[tuple[str, redis.Redis]] = []
     try:
-        for number in REDIS_TEST_DATABASES:
+        while True:
+            for number in REDIS_TEST_DATABASES:
+                if len(held) == count:
+                    break
+                url = f"{root}/{number}"
+                client = redis.Redis.from_url(url, socket_connect_timeout=2)
+                if client.set(_REDIS_HOLD_KEY, token, nx=True, ex=ttl) and client.dbsize() == 1:
+                    held.append((url, client))
+                    continue
+                if client.get(_REDIS_HOLD_KEY) == token:
+                    client.delete(_REDIS_HOLD_KEY)
+                client.close()
             if len(held) == count:
                 break
-            url = f"{root}/{number}"
-            client = redis.Redis.from_url(url, socket_connect_timeout=2)
-            if client.set(_REDIS_HOLD_KEY, token, nx=True, ex=ttl) and client.dbsize() == 1:
-                held.append((url, client))
-                continue
-            if client.get(_REDIS_HOLD_KEY) == token:
-                client.delete(_REDIS_HOLD_KEY)
-            client.close()
-        if len(held) < count:
-            raise AssertionError(f"fewer than {count} free Redis databases in 2..13 at {root}")
+            # Let go of a partial hold: two runs waiting on each other's halves never finish.
+            for _, client in held:
+                with contextlib.suppress(redis.RedisError):
+                    if client.get(_REDIS_HOLD_KEY) == token:
+                        client.delete(_REDIS_HOLD_KEY)
+                client.close()
+            held = []
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"fewer than {count} free Redis databases in 2..13 at {root} for {wait:g} s"
+                )
+            time.sleep(1.0)
         yield [url for url, _ in held]
     finally:
         for _, client in held:
