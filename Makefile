@@ -114,3 +114,13 @@ soak: $(STAMP)
 .PHONY: dists
 dists: $(STAMP)
 	$(BIN)/python packaging/build.py --out dist
+
+# The whole local loop (make run's processes, real video workers) under bursts of uploads
+# and seeded faults for SOAK_LOOP_MINUTES (default 10), then a ledger per video and one
+# verdict table (bench/soak_loop). Own PostgreSQL database (academy_soak_loop) and a free
+# Redis database; about SOAK_LOOP_MINUTES plus a few minutes of drain.
+.PHONY: soak-loop
+SOAK_LOOP_MINUTES ?= 10
+SOAK_LOOP_SEED ?= 20261204
+soak-loop: $(STAMP)
+	$(BIN)/python -m bench.soak_loop --minutes $(SOAK_LOOP_MINUTES) --seed $(SOAK_LOOP_SEED)

@@ -39,7 +39,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--faults",
         default=",".join(DEFAULT_FAULTS),
-        help=f"Comma-separated kinds [all but queue-purge]; from: {', '.join(FAULT_KINDS)}.",
+        help=f"Comma-separated kinds [all]: {', '.join(FAULT_KINDS)}.",
     )
     parser.add_argument("--drain", type=float, default=480.0, help="Drain limit, s [480].")
     parser.add_argument("--keep", type=Path, help="Logs, ledger and report in this folder.")

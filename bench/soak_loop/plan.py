@@ -28,9 +28,9 @@ FAULT_KINDS: tuple[str, ...] = (
     "aws-hang",  # ... hanging
     "queue-purge",  # the SQS job queue purged (every waiting message gone)
 )
-# Until workers can ask the API for waiting videos with an empty queue ("claim-next"),
-# a purge strands the videos whose messages it removed: off unless asked for.
-DEFAULT_FAULTS: tuple[str, ...] = tuple(k for k in FAULT_KINDS if k != "queue-purge")
+# Every kind by default: since claim-next (workers ask the API for the oldest waiting
+# video when their queue is empty) a purge no longer strands the videos it emptied.
+DEFAULT_FAULTS: tuple[str, ...] = FAULT_KINDS
 INSTANT_KINDS = frozenset({"worker-kill", "worker-term", "queue-purge"})
 
 
