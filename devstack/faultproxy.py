@@ -1,7 +1,9 @@
 """A loopback TCP proxy that can refuse, hang or slow the connections it carries.
 
 Fault tests point the app at the proxy instead of the real server and switch
-its mode. Only loopback addresses are accepted, on both sides.
+its mode. Only loopback addresses are accepted, on both sides. In front of an
+HTTP server (the local AWS endpoint) it can also error: every request is answered
+500 with an AWS error body, as an endpoint that is up but failing answers.
 """
 
 from __future__ import annotations
@@ -12,8 +14,17 @@ import threading
 import time
 from typing import Literal
 
-Mode = Literal["pass", "refuse", "hang", "slow"]
+Mode = Literal["pass", "refuse", "hang", "slow", "error"]
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_ERROR_BODY = (
+    b"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>"
+    b"<Message>the fault proxy answers 500</Message></Error>"
+    b"<RequestId>faultproxy</RequestId></ErrorResponse>"
+)
+_ERROR_RESPONSE = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/xml\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_ERROR_BODY) + _ERROR_BODY
+)
 
 
 class TcpProxy:
@@ -60,6 +71,8 @@ class TcpProxy:
     # -- faults -----------------------------------------------------------
     def set_mode(self, mode: Mode) -> None:
         previous, self.mode = self.mode, mode
+        if mode == "error":
+            self._close_all()  # kept-alive connections would otherwise still pass
         if mode == "refuse":
             self._unlisten()
             self._close_all()
@@ -115,6 +128,9 @@ class TcpProxy:
             self._track(client)
             if self.mode == "hang":
                 continue  # accepted, never answered
+            if self.mode == "error":
+                threading.Thread(target=self._http_error, args=(client,), daemon=True).start()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
                 upstream.settimeout(None)
@@ -124,6 +140,24 @@ class TcpProxy:
             self._track(upstream)
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _http_error(self, client: socket.socket) -> None:
+        """Read one request's head, answer 500, close."""
+        try:
+            client.settimeout(5)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 1 << 20:
+                data = client.recv(65536)
+                if not data:
+                    return
+                head += data
+            client.sendall(_ERROR_RESPONSE)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+            client.close()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:

@@ -25,6 +25,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "pg-workers-hang",
     "redis-refuse",  # Redis (broker and slot claims) refused to every process
     "aws-refuse",  # the AWS endpoint refused (connection errors) to API, tick and workers
+    "aws-error",  # ... answering every request 500 (InternalFailure)
     "aws-hang",  # ... hanging
     "queue-purge",  # the SQS job queue purged (every waiting message gone)
 )
