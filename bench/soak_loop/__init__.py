@@ -6,10 +6,10 @@ booted instance), every role's path to PostgreSQL, Redis and AWS through a fault
 (``stack``). From the seed (``plan``): bursts of uploads, and one fault at a time
 (``inject``): worker SIGKILL and SIGTERM, the API frozen shorter and longer than a
 lease, PostgreSQL refused and hanging for the API, the tick and the workers, Redis
-refused, the AWS endpoint refused, erroring (500) and hanging, the job queue purged. Then a drain, and
-a ledger per video from the database and the logs (``ledger``) with one verdict table
-(``report``). ``python -m bench.soak_loop --minutes 30 --seed 7``; the rule for an
-explained attempt is ``ledger.loss_explain`` (docs/benchmarks.md).
+refused, the AWS endpoint refused, erroring (500) and hanging, the job queue purged.
+Then a drain, and a ledger per video from the database and the logs (``ledger``) with
+one verdict table (``report``). ``python -m bench.soak_loop --minutes 30 --seed 7``;
+the rule for an explained attempt is ``ledger.loss_explain`` (docs/benchmarks.md).
 """
 
 from bench.soak_loop.plan import DEFAULT_FAULTS, FAULT_KINDS, SoakLoopConfig, plan_draw

@@ -31,6 +31,10 @@ _CLAIMED = re.compile(r"Video claimed \| video_id=(\d+) attempts=(\d+) instance_
 _FINISHED = re.compile(r"Video finished \| video_id=(\d+) status=(\w+)")
 _RELEASED = re.compile(r"Video released \| video_id=(\d+)")
 _WORKER_FINISHED = re.compile(r"finished video (\d+): (READY|FAILED)")
+_WORKER_CLAIMED = re.compile(r"claimed video (\d+) \(attempt (\d+)")
+# The video worker's HTTP timeout (video.worker.client.DEFAULT_TIMEOUT): a claim the API
+# could not answer for this long is given up by its worker, and may still be served later.
+WORKER_CLIENT_TIMEOUT = 10.0
 # Faults that can let a live lease run out when they last long enough (the API cannot
 # answer a renewal while the tick, on its own path, sees the lease expire).
 LEASE_LOSING_OUTAGES = frozenset(
@@ -55,6 +59,7 @@ class Claim:
     ended: str = "open"  # finished | released | recovered | taken over | open
     ended_at: float | None = None
     explained_by: str = ""  # for a loss: the fault that explains it ("" = none)
+    received: bool = True  # a worker logged this lease as its own ("claimed video N ...")
 
     @property
     def lost(self) -> bool:
@@ -127,6 +132,7 @@ def ledgers_build(
     for video_id, at, attempts, instance, status in recoveries:
         by_video[video_id].append((at, attempts, instance, status))
     worker_finishes = Counter(int(m.group(1)) for m in _WORKER_FINISHED.finditer(fleet_log))
+    received = {(int(v), int(k)) for v, k in _WORKER_CLAIMED.findall(fleet_log)}
     for video_id, events in _events(api_log).items():
         ledger = ledgers.get(video_id)
         if ledger is None:
@@ -141,6 +147,7 @@ def ledgers_build(
                 if open_claim is not None:
                     open_claim.ended, open_claim.ended_at = "taken over", at
                 open_claim = Claim(video_id, attempts, instance, at)
+                open_claim.received = (video_id, attempts) in received
                 ledger.claims.append(open_claim)
                 continue
             ledger.finishes += what == "finished"
@@ -171,7 +178,11 @@ def loss_explain(
        API) of at least lease - lease // 3 seconds that overlapped the time it was held:
        a shorter one cannot let a renewed lease run out;
     3. its instance leaving the group while it was held (also counted as a busy
-       instance scaled in).
+       instance scaled in);
+    4. a claim no worker ever received (no "claimed video N (attempt K" line) that the
+       API served within the workers' client timeout after an outage of its answers at
+       least that long: the worker gave up on the request, the API served it once it
+       could, and the lease it granted had no holder.
     Redis, the AWS endpoint, PostgreSQL for the tick or the workers and the queue purge
     explain nothing: none of them can lose a lease by design.
     """
@@ -189,6 +200,17 @@ def loss_explain(
     gone = instances_gone.get(claim.instance_id)
     if gone is not None and claim.at <= gone <= end + 2:
         return f"instance {claim.instance_id} left the group at +{gone - start:.0f} s"
+    for fault in faults:
+        if (
+            not claim.received
+            and fault.kind in LEASE_LOSING_OUTAGES
+            and fault.end - fault.start >= WORKER_CLIENT_TIMEOUT
+            and fault.start <= claim.at <= fault.end + WORKER_CLIENT_TIMEOUT
+        ):
+            return (
+                f"{fault.kind} {fault.end - fault.start:.0f} s at +{fault.start - start:.0f} s "
+                "(a claim served after its worker gave up)"
+            )
     return ""
 
 
