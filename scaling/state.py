@@ -43,6 +43,10 @@ class StateStore(Protocol):
 
     def spool_drain(self, write: Callable[[dict[str, Any]], None], limit: int) -> int: ...
 
+    def spool_drain_local(self, write: Callable[[dict[str, Any]], None], limit: int) -> int:
+        """Only this host's local files (what was spooled while Redis was down as well)."""
+        ...
+
     def spool_size(self) -> int: ...
 
     def database_up_since(self, *, healthy: bool | None, now: float) -> float | None:
@@ -109,10 +113,19 @@ class FileStateStore:
         for path in self._spooled():
             if written >= limit:
                 break
-            write(json.loads(path.read_text()))
-            path.unlink()  # only after the write: a crash between the two re-writes, not loses
+            try:
+                record = json.loads(path.read_text())
+            except FileNotFoundError:
+                continue  # another process on this host drained it first
+            write(record)
+            # Only after the write: a crash between the two re-writes, not loses
+            # (writes are idempotent per slot).
+            path.unlink(missing_ok=True)
             written += 1
         return written
+
+    def spool_drain_local(self, write: Callable[[dict[str, Any]], None], limit: int) -> int:
+        return self.spool_drain(write, limit)
 
     def spool_size(self) -> int:
         return sum(1 for _ in self._spooled())
@@ -194,6 +207,9 @@ class RedisStateStore:
 
     def spool_push_local(self, record: dict[str, Any]) -> None:
         self.fallback.spool_push(record)
+
+    def spool_drain_local(self, write: Callable[[dict[str, Any]], None], limit: int) -> int:
+        return self.fallback.spool_drain(write, limit)
 
     def spool_drain(self, write: Callable[[dict[str, Any]], None], limit: int) -> int:
         written = self.fallback.spool_drain(write, limit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -24,14 +25,18 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from scaling.conf import scaling_settings
 from scaling.deadline import DeadlineExceeded, deadline
 from scaling.errors import error_one_line
+from scaling.publishing.audit import SPOOL_DRAIN_LIMIT, publication_record_write
 from scaling.publishing.slots import broker_send_timeout_seconds, slot_start_get
 from scaling.publishing.tick import PUBLISH_TASK_NAME, backlog_tick, tick_timeout_record
+from scaling.state import state_store_get
 
 logger = logging.getLogger("scaling.publishing.beat")
 
 DB_CALL_TIMEOUT_SECONDS = 2.0
 # Dispatch this far into a slot: clocks of beat and worker hosts may differ a little.
 SLOT_OFFSET_SECONDS = 0.5
+# A worker that lost the broker retries with pauses of 2, 4, ... up to 30 s (kombu).
+WORKER_RECONNECT_SECONDS = 30
 
 
 def _database_unavailable(what: str, exc: BaseException) -> None:
@@ -65,6 +70,7 @@ class SlotAlignedEntry(ModelEntry):
 
 class ResilientDatabaseScheduler(DatabaseScheduler):
     Entry = SlotAlignedEntry
+    _broker_failed_at: float | None = None  # when a send last failed (monotonic)
 
     def all_as_schedule(self) -> dict[str, Any]:
         try:
@@ -111,8 +117,27 @@ class ResilientDatabaseScheduler(DatabaseScheduler):
                         raise
         except (DatabaseError, InterfaceError, DeadlineExceeded) as exc:
             _database_unavailable("will write run times later", exc)
+            return
         finally:
             self._dirty |= failed
+        self._local_spool_drain()
+
+    def _local_spool_drain(self) -> None:
+        """Write the records beat's own ticks spooled to a local file (Redis down as well
+        as the database): no worker reads this host's files (invariant 5)."""
+        try:
+            with deadline(DB_CALL_TIMEOUT_SECONDS, "the database"):
+                drained = state_store_get().spool_drain_local(
+                    publication_record_write, SPOOL_DRAIN_LIMIT
+                )
+        except (DatabaseError, InterfaceError, DeadlineExceeded) as exc:
+            _database_unavailable("left its local audit spool for later", exc)
+            return
+        except (OSError, ValueError) as exc:
+            logger.warning("Beat could not read its local audit spool (%s)", error_one_line(exc))
+            return
+        if drained:
+            logger.info("Beat wrote %d audit records from its local spool", drained)
 
     @cached_property
     def producer(self) -> Any:
@@ -139,9 +164,10 @@ class ResilientDatabaseScheduler(DatabaseScheduler):
             # A refused connection fails in under a second (kombu's publish retries);
             # a broker that accepts and never answers would hold beat ~20 s.
             with deadline(broker_send_timeout_seconds(interval), "the broker"):
-                return self._publish_send(entry, producer)
+                sent = self._publish_send(entry, producer)
         except Exception as exc:  # whatever the cause, the broker did not take the tick
             self._broker_forget()
+            self._broker_failed_at = time.monotonic()
             logger.warning(
                 "Beat could not send the tick (%s); running it here | slot=%s",
                 error_one_line(exc, limit=300, first_line=True),
@@ -149,6 +175,22 @@ class ResilientDatabaseScheduler(DatabaseScheduler):
             )
             self._tick_inline(slot=slot, interval=interval)
             return None
+        else:
+            if self._broker_failed_at is not None:
+                since = time.monotonic() - self._broker_failed_at
+                if since < WORKER_RECONNECT_SECONDS + interval:
+                    # The broker is back, but a worker retries its connection with a
+                    # growing pause (up to 30 s): until one is surely back, beat runs the
+                    # tick as well. The slot claim lets only one of them publish.
+                    logger.info(
+                        "Beat runs the tick as well: the broker is back, workers may still "
+                        "be reconnecting | slot=%s",
+                        slot.isoformat(),
+                    )
+                    self._tick_inline(slot=slot, interval=interval)
+                else:
+                    self._broker_failed_at = None
+            return sent
         finally:
             self._tasks_since_sync += 1
             if self.should_sync():

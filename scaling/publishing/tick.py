@@ -122,7 +122,7 @@ def backlog_tick(
     try:
         if claim is not None and claim.database_error:
             # It just failed to answer the claim: its time is better left to SQS.
-            raise BacklogUnavailable(f"slot claim: {claim.database_error}")
+            raise BacklogUnavailable(f"{claim.database_error} (at the slot claim)")
         backlog = backlog_measure_db(timeout_seconds=left(db_timeout_seconds(conf.interval)))
         result.value = backlog.total
         result.source = PublicationSource.DB

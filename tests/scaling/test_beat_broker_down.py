@@ -110,3 +110,77 @@ def test_broker_that_never_answers_holds_beat_for_the_send_timeout_only(
     # 2 s for the send, then a tick that reads the database (kombu alone would wait ~20 s).
     assert elapsed < 8, f"beat was held {elapsed:.1f} s"
     assert "connection" not in beat.__dict__, "the broken connection should be dropped"
+
+
+def test_broker_back_beat_also_runs_the_tick_while_workers_may_reconnect(
+    aws: dict[str, str],
+    settings: Any,
+    slot_time_left: None,
+    redis_databases: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import redis
+
+    schedule_ensure()
+    videos_create(UPLOADED=1)
+    beat = _scheduler(REFUSING)
+    _send(beat)  # the broker is down: beat publishes the slot itself
+    beat.broker_url = redis_databases[1]  # back
+
+    sent = _send_expecting_a_message(beat)
+    beat._broker_failed_at = time.monotonic() - 1000  # long ago: workers are back
+    _send_expecting_a_message(beat)
+
+    queued = redis.Redis.from_url(redis_databases[1]).llen("celery")
+    assert (sent, queued) == (True, 2)
+    assert caplog.text.count("Beat runs the tick as well: the broker is back") == 1
+    assert caplog.text.count("BacklogCount slot already claimed") == 1
+    assert MetricPublication.objects.get().status == "published"
+    assert beat._broker_failed_at is None
+
+
+def _send_expecting_a_message(scheduler: ResilientDatabaseScheduler) -> bool:
+    from django_celery_beat.models import PeriodicTask
+
+    entry = SlotAlignedEntry(PeriodicTask.objects.get(name=SCHEDULE_NAME), app=app)
+    return scheduler.apply_async(entry, producer=scheduler.producer, advance=False) is not None
+
+
+@pytest.mark.django_db(transaction=True)  # beat's sync closes stale connections
+def test_broker_and_database_down_nothing_published_and_beat_writes_the_failure_later(
+    aws: dict[str, str],
+    settings: Any,
+    slot_time_left: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from django.db import OperationalError
+
+    from scaling.publishing import claim
+    from scaling.state import state_store_get
+
+    settings.SCALING_STATE_URL = REFUSING
+    schedule_ensure()
+    videos_create(UPLOADED=1)
+    row_insert = claim.claim_row_insert
+
+    def refuse(**_: Any) -> bool:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(claim, "claim_row_insert", refuse)
+    beat = _scheduler(REFUSING)
+
+    _send(beat)
+
+    assert "no slot claim store answered; redis: Redis: Error 111" in caplog.text
+    assert MetricPublication.objects.count() == 0
+    assert state_store_get().spool_size() == 1  # beat's own local file
+    monkeypatch.setattr(claim, "claim_row_insert", row_insert)  # the database is back
+
+    beat.sync()
+
+    row = MetricPublication.objects.get()
+    assert (row.status, row.value, row.spooled) == ("failed", None, True)
+    assert row.error.startswith("no slot claim store answered")
+    assert state_store_get().spool_size() == 0
+    assert "Beat wrote 1 audit records from its local spool" in caplog.text
