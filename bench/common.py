@@ -138,6 +138,14 @@ def fill_args_parse(
     return args
 
 
+def verdict_table(title: str, rows: list[tuple[str, object]], *, ok: bool) -> str:
+    """``title``, one aligned ``name  value`` line per row, then the verdict (the soaks')."""
+    width = max(len(name) for name, _ in [*rows, ("verdict", "")])
+    lines = [title, *(f"  {name:<{width}}  {value}" for name, value in rows)]
+    lines.append(f"  {'verdict':<{width}}  {'PASS' if ok else 'FAIL'}")
+    return "\n".join(lines)
+
+
 def percentile(values: list[float], q: float) -> float:
     """The nearest-rank ``q`` quantile (0 to 1) of ``values``; 0.0 when there are none."""
     if not values:

@@ -41,6 +41,7 @@ from bench.common import (
     database_migrate,
     database_recreate,
     database_url,
+    verdict_table,
 )
 from devstack.faultproxy import Mode, TcpProxy
 from devstack.localaws import (
@@ -123,11 +124,8 @@ class SoakReport:
                 f"p99 {self.endpoint.get('p99_ms', 0)} ms, errors {self.endpoint.get('errors', 0)}",
             ),
         ]
-        width = max(len(name) for name, _ in rows)
-        lines = [f"soak: {self.minutes:g} min, {INTERVAL} s slots, seed {self.seed}"]
-        lines += [f"  {name:<{width}}  {value}" for name, value in rows]
-        lines.append(f"  {'verdict':<{width}}  {'PASS' if self.ok else 'FAIL'}")
-        return "\n".join(lines)
+        title = f"soak: {self.minutes:g} min, {INTERVAL} s slots, seed {self.seed}"
+        return verdict_table(title, rows, ok=self.ok)
 
 
 def faults_plan(*, seed: int, start: float, end: float) -> list[Fault]:

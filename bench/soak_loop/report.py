@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from bench.common import verdict_table
 
 
 @dataclass
@@ -61,7 +62,7 @@ class SoakLoopReport:
     def verdict(self) -> str:
         return "PASS" if self.ok else "FAIL"
 
-    def rows(self) -> list[tuple[str, Any]]:
+    def rows(self) -> list[tuple[str, object]]:
         reasons = ", ".join(f"{r}: {n}" for r, n in sorted(self.failed_reasons.items()))
         causes = ", ".join(f"{c} {n}" for c, n in sorted(self.losses_by_cause.items()))
         drained = "-" if self.drained_after is None else f"{self.drained_after:.0f} s"
@@ -102,9 +103,5 @@ class SoakLoopReport:
         ]
 
     def table(self) -> str:
-        rows = self.rows()
-        width = max(len(name) for name, _ in rows)
-        lines = [f"soak-loop: {self.minutes:g} min, seed {self.seed}, {self.settings}"]
-        lines += [f"  {name:<{width}}  {value}" for name, value in rows]
-        lines.append(f"  {'verdict':<{width}}  {self.verdict}")
-        return "\n".join(lines)
+        title = f"soak-loop: {self.minutes:g} min, seed {self.seed}, {self.settings}"
+        return verdict_table(title, self.rows(), ok=self.ok)
