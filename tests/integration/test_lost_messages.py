@@ -127,9 +127,10 @@ def test_a_queue_purged_mid_burst_strands_nothing_and_nothing_is_done_twice(
     totals = {k: sum(s[k] for s in summaries.values()) for k in ("videos", "ready", "claimed_next")}
     assert totals["videos"] == totals["ready"] == 16, summaries
     assert 4 <= totals["claimed_next"] <= stranded, summaries
-    assert {(s["failed"], s["released"], s["lost"], s["refused"]) for s in summaries.values()} == {
-        (0, 0, 0, 0)
-    }
+    assert {(s["failed"], s["released"], s["lost"]) for s in summaries.values()} == {(0, 0, 0)}
+    # A message a worker received just before the purge, for a video the other worker
+    # took through claim-next before this one claimed it: refused (taken) and deleted.
+    assert sum(s["refused"] for s in summaries.values()) <= len(names), summaries
     # Each video READY after one claim; in the API's log, claimed and finished once each.
     rows = Video.objects.filter(pk__in=ids).values_list("status", "attempts")
     assert set(rows) == {("READY", 1)}
