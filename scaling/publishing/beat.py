@@ -1,4 +1,4 @@
-"""Celery beat scheduler that keeps ticking through a database outage.
+"""Celery beat scheduler that keeps ticking through a database or a broker outage.
 
 django-celery-beat's DatabaseScheduler reads its schedule from the database;
 a failed full re-read raises out of ``tick`` and a hung query blocks it, and
@@ -6,6 +6,10 @@ either stops the ticks exactly when the SQS fallback is needed. This subclass
 keeps the last schedule it read when the database fails, bounds every
 database call with a deadline, and aligns the publisher's entry to slot
 boundaries: one dispatch per slot, carrying its slot and expiring at its end.
+
+When the broker does not take the tick within a short deadline, beat runs the
+tick itself, inside the slot; the slot claim (``publishing.claim``, a database
+row when Redis is down) keeps it to one publication however many beats do so.
 """
 
 from __future__ import annotations
