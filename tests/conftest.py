@@ -29,11 +29,13 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
 # Under pytest-xdist (make pytest), the order the workers take tests in: the
-# multi-minute scenarios first, then the ones that start real processes, then the rest
-# (make pytest passes --no-loadscope-reorder so this order holds). The run's wall time
-# is then about its longest chain, not the longest test started last. Serial runs
-# keep pytest-django's order.
-_START_FIRST = ("slow", "integration")
+# multi-minute scenarios first, then pytest-django's order (make pytest passes
+# --no-loadscope-reorder so this order holds). The run's wall time is then about its
+# longest chain, not the longest test started last. The two scenarios that load the
+# CPU (the local loop's ten workers, the soak's endpoint load) share one worker
+# (xdist_group "cpu_heavy_scenarios"), one after the other, so the timing-sensitive
+# tests never run beside both. Serial runs keep pytest-django's order.
+_START_FIRST = ("slow",)
 
 
 @pytest.hookimpl(trylast=True)
@@ -101,10 +103,43 @@ def redis_url(redis_databases: list[str]) -> str:
     return redis_databases[0]
 
 
+def moto_warm(endpoint: str, region: str = "ap-northeast-2") -> None:
+    """One patient call per service the tests use, so moto builds its backends now.
+
+    moto builds a region's backends on their first request (EC2's default VPC and
+    catalogues take seconds of CPU) and again after every reset. The dev stack's own
+    clients give a call 5 s (devstack.localaws.local_client); with parallel workers
+    on 2 cores a cold backend can take longer, so the wait is taken here, once.
+    """
+    import boto3
+    from botocore.config import Config
+
+    patient = Config(connect_timeout=5, read_timeout=120, retries={"total_max_attempts": 3})
+    session = boto3.session.Session(
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+    for service, call in (
+        ("sqs", "list_queues"),
+        ("ec2", "describe_launch_templates"),
+        ("autoscaling", "describe_auto_scaling_groups"),
+        ("cloudwatch", "list_metrics"),
+    ):
+        client = session.client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            endpoint_url=endpoint,
+            config=patient,
+        )
+        getattr(client, call)()
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A real local AWS endpoint (moto's server) on a free loopback port."""
     with moto_server() as url:
+        moto_warm(url)
         yield url
 
 
@@ -129,7 +164,9 @@ def _isolated_state(tmp_path: Path, settings: Any) -> None:
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, settings: Any) -> dict[str, str]:
     """The app pointed at a freshly reset moto server holding the group and the queue."""
     reset = f"{moto_endpoint}/moto-api/reset"  # a loopback http URL of our own
-    urllib.request.urlopen(urllib.request.Request(reset, method="POST"), timeout=5).close()  # noqa: S310
+    # A patient reset and warm-up: parallel workers share 2 cores (moto_warm).
+    urllib.request.urlopen(urllib.request.Request(reset, method="POST"), timeout=120).close()  # noqa: S310
+    moto_warm(moto_endpoint)
     for key, value in LOCAL_CREDENTIALS.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)

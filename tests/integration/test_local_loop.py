@@ -48,7 +48,12 @@ from tests.integration.conftest import INTERVAL
 from tests.support.stack import Stack, wait_for
 from video.models import Video, VideoRecovery, VideoStatus
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# One worker runs the loop and the soak one after the other (tests/conftest.py).
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("cpu_heavy_scenarios"),
+]
 
 ASG = "academy-video-worker-asg"
 VIDEOS = 30

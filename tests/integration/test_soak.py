@@ -9,7 +9,12 @@ import pytest
 from bench.soak import soak_run
 from tests.conftest import redis_base_url
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# One worker runs the loop and the soak one after the other (tests/conftest.py).
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("cpu_heavy_scenarios"),
+]
 
 
 def test_short_soak_holds_the_invariants(postgres: None, redis_url: str, tmp_path: Path) -> None:
