@@ -2,8 +2,9 @@
 
 One fault at a time, each a ``FaultRecord`` (what, from when to when, which worker,
 instance and video, the videos held when it began), appended to ``faults.jsonl``.
-A worker fault waits up to ``BUSY_WAIT_SECONDS`` for a worker holding a video, then
-takes an idle one (it then hits no video).
+A fault waits up to ``BUSY_WAIT_SECONDS`` for a video to be held (a worker fault: for a
+worker holding one), so that most faults meet work in progress; a worker fault that
+finds none takes an idle worker (it then hits no video).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Injector:
             return
         if self.pending and now >= self.start + self.pending[0].at:
             planned = self.pending[0]
-            if planned.kind in ("worker-kill", "worker-term") and not self._worker_due(now):
+            if not self._due(planned.kind, now):
                 return
             self.pending.pop(0)
             self._begin(planned, now)
@@ -96,12 +97,15 @@ class Injector:
             self._end(planned, record, time.time())
         self.pending = []
 
-    def _worker_due(self, now: float) -> bool:
-        """A worker fault goes ahead once a worker is busy, or after the wait."""
+    def _due(self, kind: str, now: float) -> bool:
+        """A fault goes ahead once a video is held (for a worker fault: by a worker whose
+        pid the fleet logged), or after ``BUSY_WAIT_SECONDS`` of waiting for one."""
         if self._waiting_since is None:
             self._waiting_since = now
-        busy = set(held_videos().values()) & set(worker_pids(self.stack.log("fleet")))
-        if busy or now - self._waiting_since >= BUSY_WAIT_SECONDS:
+        held = set(held_videos().values())
+        if kind in ("worker-kill", "worker-term"):
+            held &= set(worker_pids(self.stack.log("fleet")))
+        if held or now - self._waiting_since >= BUSY_WAIT_SECONDS:
             self._waiting_since = None
             return True
         return False

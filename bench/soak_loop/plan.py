@@ -49,7 +49,7 @@ class SoakLoopConfig:
     warmup: int = 10
     scale_in_datapoints: int = 3  # the control plane's scale-in alarm (AWS: 15)
     burst_sizes: tuple[int, int] = (5, 30)
-    burst_gaps: tuple[float, float] = (90.0, 200.0)  # seconds between two bursts
+    burst_gaps: tuple[float, float] = (60.0, 150.0)  # seconds between two bursts
     fault_gaps: tuple[float, float] = (15.0, 45.0)  # seconds between two faults
     first_fault_after: float = 20.0  # the first burst's workers are busy by then
     drain_seconds: float = 480.0  # after the soak window: everything done and the group down
