@@ -54,7 +54,7 @@ from devstack.localaws import (
 )
 
 REDIS_URL = os.environ.get("SOAK_REDIS_URL", "redis://127.0.0.1:6379/13")
-SOAK_DB = "academy_soak"
+SOAK_DB = os.environ.get("SOAK_DB_NAME", "academy_soak")  # its own database, dropped after
 INTERVAL = 10
 KEY = "soak-internal-key"
 DB_BACKLOG = (3, 2)  # UPLOADED, PROCESSING: the database's truth is 5
