@@ -32,6 +32,11 @@ LOCAL_CREDENTIALS = {
 _CLIENT_CONFIG = Config(
     connect_timeout=1, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1}
 )
+# Setting up, nothing to report to: moto builds a service's backend on its first call,
+# which took over 5 s for EC2 on two busy cores (make soak failed at start so).
+_SETUP_CONFIG = Config(
+    connect_timeout=5, read_timeout=120, retries={"mode": "standard", "total_max_attempts": 3}
+)
 
 
 def port_free_get(host: str = "127.0.0.1") -> int:
@@ -86,10 +91,12 @@ def endpoint_is_local(url: str) -> bool:
     return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
 
 
-def local_client(service: str, endpoint_url: str, region: str = LOCAL_REGION) -> Any:
+def local_client(
+    service: str, endpoint_url: str, region: str = LOCAL_REGION, *, setup: bool = False
+) -> Any:
     """The dev stack's one boto3 client: the local endpoint only (ValueError for any
     other), its fixed test credentials (it plays AWS: no IAM role of the app applies),
-    one short attempt."""
+    one short attempt (``setup``: a patient one, for creating resources at start)."""
     if not endpoint_is_local(endpoint_url):
         raise ValueError(
             f"the dev stack talks to a local endpoint only (http://127.0.0.1:<port>), "
@@ -100,7 +107,9 @@ def local_client(service: str, endpoint_url: str, region: str = LOCAL_REGION) ->
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
         region_name=region,
-    ).client(service, endpoint_url=endpoint_url, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+    ).client(  # type: ignore[call-overload]
+        service, endpoint_url=endpoint_url, config=_SETUP_CONFIG if setup else _CLIENT_CONFIG
+    )
 
 
 def local_aws_bootstrap(
@@ -114,10 +123,10 @@ def local_aws_bootstrap(
     desired: int = 0,
 ) -> dict[str, str]:
     """Create the SQS queue and the Auto Scaling group (idempotent); return the queue URL."""
-    sqs = local_client("sqs", endpoint_url, region)
+    sqs = local_client("sqs", endpoint_url, region, setup=True)
     queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
-    ec2 = local_client("ec2", endpoint_url, region)
-    autoscaling = local_client("autoscaling", endpoint_url, region)
+    ec2 = local_client("ec2", endpoint_url, region, setup=True)
+    autoscaling = local_client("autoscaling", endpoint_url, region, setup=True)
     template_name = f"{asg_name}-template"
     with contextlib.suppress(ec2.exceptions.ClientError):
         ec2.create_launch_template(
