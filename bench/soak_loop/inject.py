@@ -19,7 +19,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.soak_loop.plan import PlannedFault
+from botocore.exceptions import ClientError
+
+from bench.soak_loop.plan import INSTANT_KINDS, PlannedFault
 from bench.soak_loop.stack import LoopStack
 from devstack.localaws import local_client
 
@@ -123,13 +125,17 @@ class Injector:
             record.detail = "gunicorn and its workers stopped (SIGSTOP)"
         elif kind == "queue-purge":
             sqs = local_client("sqs", self.stack.endpoint, self.stack.region)
-            sqs.purge_queue(QueueUrl=self.stack.queue_url)
-            record.detail = "PurgeQueue on the job queue"
+            try:
+                sqs.purge_queue(QueueUrl=self.stack.queue_url)
+                record.detail = "PurgeQueue on the job queue"
+            except ClientError as exc:  # SQS allows one purge a minute
+                record.kind = "queue-purge-refused"
+                record.detail = f"PurgeQueue refused, nothing purged: {exc}"
         else:
             target, mode = kind.rsplit("-", 1)
             self.stack.proxies[target].set_mode(mode)  # type: ignore[arg-type]
             record.detail = f"{target} proxy: {mode}"
-        if kind in ("worker-kill", "worker-term", "queue-purge"):
+        if kind in INSTANT_KINDS:
             self._record(record)
         else:
             self.active = (planned, record)
