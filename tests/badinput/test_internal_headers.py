@@ -37,7 +37,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     env = {
         **PRODUCTION_ENV,
         "DATABASE_URL": f"sqlite:///{tmp / 'academy.sqlite3'}",
-        "CELERY_BROKER_URL": "memory://",
+        # Production refuses a per-host broker (invariant 9); the endpoint never sends a
+        # task or claims a slot, so nothing listens there and nothing needs to.
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
         "ALLOWED_HOSTS": "127.0.0.1",
         "INTERNAL_API_KEY": f"{CURRENT},{NEXT},{UTF8}",
         "LOG_LEVEL": "ERROR",

@@ -141,6 +141,8 @@ def stack(tmp_path: Path, settings: Any) -> Iterator[Stack]:
         "DATABASE_URL": database_url,
         "INTERNAL_API_KEY": f"{KEY_OLD},{KEY_NEW}",
         "DEBUG": "false",
+        # Production needs a shared broker (invariant 9); the endpoint never sends to it.
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:1/0",
         "SECRET_KEY": "test-only-secret-key-for-the-nginx-test-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "ACADEMY_VAR_DIR": str(tmp_path / "var"),
