@@ -18,10 +18,8 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.integration import test_video_workers
 from tests.integration.test_video_workers import (
-    KEY,
-    LEASE,
-    MAX_ATTEMPTS,
     claims_read,
     no_traceback,
     overlapping,
@@ -35,21 +33,8 @@ from video.services import video_upload
 pytestmark = [pytest.mark.integration]
 
 REGION = "ap-northeast-2"
-
-
-@pytest.fixture
-def workers(stack: Stack) -> Stack:
-    """As test_video_workers.py's: the worker key and the short video settings."""
-    stack.env.update(
-        {
-            "WORKER_API_KEY": KEY,
-            "VIDEO_LEASE_SECONDS": str(LEASE),
-            "VIDEO_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
-            "VIDEO_WORKER_HOLD_SECONDS": "1",
-            "LOG_LEVEL": "INFO",
-        }
-    )
-    return stack
+# The same fixture as test_video_workers.py's: the worker key, the short video settings.
+workers = test_video_workers.workers
 
 
 def sqs_client(aws: dict[str, str]) -> Any:
