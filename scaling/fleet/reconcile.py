@@ -24,6 +24,7 @@ recovery keeps, ``publishing/recovery.py``) an expired lease still counts as bus
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +141,9 @@ class _Run:
     def go(self) -> None:
         up_since = self.store.database_up_since(healthy=None, now=self.now)
         self.expired_too = up_since is None or self.now - up_since < self.hooks.lease_seconds()
+        # Read before the leases: a claim that protects its instance after this moment
+        # leaves a PROTECTED mark newer than it (scaling.fleet.protection).
+        read_at = time.time()
         busy_anywhere = instances_busy(self.hooks, expired_too=self.expired_too)
         self.client = fleet_client()
         asg = self.conf.asg_name
@@ -184,6 +188,10 @@ class _Run:
             if i in last_busy and self.now - last_busy[i] >= self.conf.interval
         ]
 
+        # A claim that protected its instance while the group was being read: AWS holds
+        # that protection already (the Describe may not show it); no second call.
+        claimed = {i for i, at in marks_read(self.store, PROTECTED).items() if at >= read_at}
+        protected |= claimed & states.keys()
         self._protection(sorted((busy & protectable) - protected), on=True, protected=protected)
         for instance_id in waiting[:LIFECYCLE_LIMIT]:
             self._lifecycle(instance_id, busy=instance_id in busy)
