@@ -92,6 +92,8 @@ def test_a_queue_purged_mid_burst_strands_nothing_and_nothing_is_done_twice(
     stranded = Video.objects.filter(pk__in=ids, status=VideoStatus.UPLOADED).count()
     sqs.purge_queue(QueueUrl=aws["queue_url"])
     purged_at = time.time()
+    # Read after the purge (so it over-counts, never under-counts, those before it).
+    claimed_next_early = api_counts(stack)[2]
     assert stranded >= 6, "the purge should leave videos without their messages"
     assert queue_counts(sqs, aws["queue_url"]) == (0, 0)
 
@@ -111,11 +113,18 @@ def test_a_queue_purged_mid_burst_strands_nothing_and_nothing_is_done_twice(
     summaries = {name: summary(stack, name) for name in names}
     totals = {k: sum(s[k] for s in summaries.values()) for k in ("videos", "ready", "claimed_next")}
     assert totals["videos"] == totals["ready"] == 16, summaries
-    assert 4 <= totals["claimed_next"] <= stranded, summaries
+    # claim-next takes only videos with no message the worker could see: those the
+    # purge left (at most `stranded`), and those an empty receive sent a worker to the
+    # database for before the count (a receive that came back empty just before the
+    # burst's message arrived; that message is later refused, or purged). CI saw 7
+    # with 6 stranded, so the early ones are counted apart.
+    refused = sum(s["refused"] for s in summaries.values())
+    bound = stranded + claimed_next_early
+    assert 4 <= totals["claimed_next"] <= bound, (stranded, claimed_next_early, summaries)
     assert {(s["failed"], s["released"], s["lost"]) for s in summaries.values()} == {(0, 0, 0)}
     # A message a worker received just before the purge, for a video the other worker
     # took through claim-next before this one claimed it: refused (taken) and deleted.
-    assert sum(s["refused"] for s in summaries.values()) <= len(names), summaries
+    assert refused <= len(names), summaries
     # Each video READY after one claim; in the API's log, claimed and finished once each.
     rows = Video.objects.filter(pk__in=ids).values_list("status", "attempts")
     assert set(rows) == {("READY", 1)}
