@@ -252,6 +252,9 @@ SCALING_PUBLISH_INTERVAL_SECONDS = os.environ.get(
     "SCALING_PUBLISH_INTERVAL_SECONDS", str(defaults.SCALING_PUBLISH_INTERVAL_SECONDS)
 )
 SCALING_AUDIT_RETENTION_DAYS = os.environ.get("SCALING_AUDIT_RETENTION_DAYS", "30")
+# The worker fleets one publisher serves, as a JSON list (scaling.fleets; .env.example).
+# Unset: one fleet, "video", from the SCALING_* settings above.
+SCALING_FLEETS = os.environ.get("SCALING_FLEETS", "")
 # The backlog port (scaling.port): this project's implementation is the video app's.
 SCALING_BACKLOG_SOURCE = os.environ.get(
     "SCALING_BACKLOG_SOURCE", "video.backlog.VideoBacklogSource"

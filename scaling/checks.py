@@ -8,6 +8,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from scaling.audit.internal_auth import MAX_KEY_LENGTH
 from scaling.conf import ALLOWED_INTERVALS, QUEUE_URL_RE, internal_api_keys, scaling_settings
+from scaling.fleets import fleet_problems
 from scaling.port import backlog_source_problem
 
 # CloudWatch limits: names and dimension values are 1..255 characters.
@@ -17,6 +18,12 @@ _MAX_NAME = 255
 @register(Tags.compatibility)
 def scaling_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return _settings_errors()
+
+
+@register(Tags.compatibility)
+def scaling_fleets_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """SCALING_FLEETS: one error per bad entry (scaling.fleets says which and why)."""
+    return [Error(p.message, hint=p.hint, id=p.check_id) for p in fleet_problems()]
 
 
 @register(Tags.security, deploy=True)

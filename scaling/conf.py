@@ -41,6 +41,10 @@ class ScalingSettings:
     region: str
     endpoint_url: str | None
     state_url: str
+    # Per fleet (scaling.fleets.Fleet.conf): the metric's dimensions other than
+    # AutoScalingGroupName (empty: WorkerType alone), and the fleet's name.
+    dimensions: tuple[tuple[str, str], ...] = ()
+    fleet: str = "video"
 
     @property
     def interval(self) -> int:

@@ -51,7 +51,7 @@ def metric_spec_get(
         namespace=conf.namespace,
         metric_name=conf.metric_name,
         dimensions=(
-            ("WorkerType", conf.worker_type),
+            *(conf.dimensions or (("WorkerType", conf.worker_type),)),
             ("AutoScalingGroupName", asg_name or conf.asg_name),
         ),
         unit="Count",

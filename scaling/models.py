@@ -16,7 +16,12 @@ class PublicationStatus(models.TextChoices):
 class MetricPublication(models.Model):
     """One interval slot's outcome: what was measured, from where, and whether it reached AWS."""
 
-    slot_start = models.DateTimeField(unique=True, help_text="Start of the interval slot (UTC).")
+    fleet = models.CharField(
+        max_length=32,
+        default="video",
+        help_text="The worker fleet measured (scaling.fleets); rows from before fleets: video.",
+    )
+    slot_start = models.DateTimeField(db_index=True, help_text="Start of the interval slot (UTC).")
     interval_seconds = models.PositiveSmallIntegerField()
     value = models.IntegerField(
         null=True, blank=True, help_text="The measured backlog; empty when nothing was measured."
@@ -67,11 +72,16 @@ class MetricPublication(models.Model):
     class Meta:
         ordering = ("-slot_start",)
         indexes = (models.Index(fields=("status", "slot_start"), name="publication_status_idx"),)
+        constraints = (
+            # One row per fleet and slot: a second record for it is ignored.
+            models.UniqueConstraint(fields=("fleet", "slot_start"), name="publication_fleet_slot"),
+        )
 
     def __str__(self) -> str:
         value = "-" if self.value is None else self.value
         return (
-            f"{self.slot_start:%Y-%m-%d %H:%M:%S} {self.status} {value} ({self.source or 'none'})"
+            f"{self.fleet} {self.slot_start:%Y-%m-%d %H:%M:%S} {self.status} {value} "
+            f"({self.source or 'none'})"
         )
 
 

@@ -33,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.db import DatabaseError
 
 from scaling.aws import fleet_client
-from scaling.conf import scaling_settings
+from scaling.conf import ScalingSettings, scaling_settings
 from scaling.database import connection_drop
 from scaling.deadline import DeadlineExceeded, deadline
 from scaling.errors import error_one_line
@@ -90,15 +90,21 @@ def instances_busy(hooks: LeaseHooks, *, expired_too: bool) -> set[str]:
 
 
 def fleet_reconcile(
-    *, store: StateStore, database_answered: bool, now: float, timeout_seconds: float
+    *,
+    store: StateStore,
+    database_answered: bool,
+    now: float,
+    timeout_seconds: float,
+    conf: ScalingSettings | None = None,
 ) -> FleetOutcome:
-    """Bring the group's protection and lifecycle actions in line with the leases."""
+    """Bring the group's protection and lifecycle actions in line with the leases
+    (``conf``: the fleet's settings, scaling.fleets.Fleet.conf; default the video fleet's)."""
     hooks = lease_hooks()
     if hooks is None:
         return FleetOutcome()  # no leases, no busy instances: protection and drain are off
     if not database_answered:
         return FleetOutcome(note="fleet skipped: the database did not answer")
-    run = _Run(store=store, now=now, hooks=hooks)
+    run = _Run(store=store, now=now, hooks=hooks, conf=conf)
     try:
         with deadline(timeout_seconds, "the fleet reconciler"):
             run.go()
@@ -124,11 +130,13 @@ def fleet_reconcile(
 
 
 class _Run:
-    def __init__(self, *, store: StateStore, now: float, hooks: LeaseHooks) -> None:
+    def __init__(
+        self, *, store: StateStore, now: float, hooks: LeaseHooks, conf: ScalingSettings | None
+    ) -> None:
         self.store = store
         self.hooks = hooks
         self.now = now
-        self.conf = scaling_settings()
+        self.conf = conf or scaling_settings()
         self.outcome = FleetOutcome()
         self.stopped = False
         self.expired_too = True

@@ -1,4 +1,4 @@
-"""The audit trail of the publisher: one ``MetricPublication`` row per slot.
+"""The audit trail of the publisher: one ``MetricPublication`` row per fleet and slot.
 
 Invariant 5: no record is lost because the database was down. A tick writes
 its own row first; when the database does not answer the row waits in the
@@ -30,6 +30,7 @@ SPOOL_DRAIN_LIMIT = 200
 
 def audit_record_build(result: TickResult, *, conf: ScalingSettings) -> dict[str, Any]:
     return {
+        "fleet": conf.fleet,
         "slot_start": result.slot_start.isoformat(),
         "interval_seconds": conf.interval,
         "value": result.value,
@@ -51,10 +52,10 @@ def audit_record_build(result: TickResult, *, conf: ScalingSettings) -> dict[str
 
 
 def tick_audit_record(
-    record: dict[str, Any], *, conf: ScalingSettings, database_answered: bool
+    record: dict[str, Any], *, conf: ScalingSettings, database_answered: bool, drain: bool = True
 ) -> tuple[str, int]:
-    """Record one tick's outcome; answer how ("recorded" or "spooled") and how many
-    spooled rows were drained after it."""
+    """Record one fleet's outcome of a tick; answer how ("recorded" or "spooled") and how
+    many spooled rows were drained after it (``drain``: the slot's last record drains)."""
     store = state_store_get()
     record_by = time.monotonic() + record_timeout_seconds(conf.interval)
     try:
@@ -67,9 +68,16 @@ def tick_audit_record(
         connection_drop()
         record["spooled"] = True
         store.spool_push(record)
-        logger.info("Audit record spooled | slot=%s reason=%s", record["slot_start"], exc)
+        logger.info(
+            "Audit record spooled | fleet=%s slot=%s reason=%s",
+            record["fleet"],
+            record["slot_start"],
+            exc,
+        )
         return "spooled", 0
     drained = 0
+    if not drain:
+        return "recorded", 0
     try:
         # Whatever time is left: each spooled row is removed only after it is
         # written, so a drain cut short loses nothing and repeats nothing.
@@ -91,7 +99,11 @@ def publication_record_write(record: dict[str, Any]) -> None:
         with transaction.atomic():
             MetricPublication.objects.create(**fields)
     except IntegrityError:
-        logger.info("Audit record for slot %s already written", record["slot_start"])
+        logger.info(
+            "Audit record for fleet %s slot %s already written",
+            fields.get("fleet", "video"),
+            record["slot_start"],
+        )
 
 
 def publication_prune(*, retention_days: int) -> int:

@@ -45,8 +45,16 @@ class ClaimOutcome:
 
 
 def slot_claim(
-    *, conf: ScalingSettings, slot: datetime, store: StateStore, timeout_seconds: float
+    *,
+    conf: ScalingSettings,
+    slot: datetime,
+    store: StateStore,
+    timeout_seconds: float,
+    database_down: str = "",
 ) -> ClaimOutcome:
+    """Claim the slot for ``conf``'s fleet (its key names the fleet's group).
+    ``database_down``: why the database is not asked at all (it failed earlier in
+    this tick, for another fleet): the claim goes as if it had not answered."""
     key = slot_claim_key(conf, slot)
     redis_error = ""
     try:
@@ -55,10 +63,13 @@ def slot_claim(
     except StateUnavailable as exc:
         redis_error = str(exc)
     try:
+        if database_down:
+            raise DatabaseError(database_down)
         with deadline(timeout_seconds, "the database"):
             inserted = claim_row_insert(key=key, slot=slot, redis_answered=not redis_error)
     except (DatabaseError, DeadlineExceeded) as exc:
-        connection_drop()  # it may be half-way through a hung query
+        if not database_down:
+            connection_drop()  # it may be half-way through a hung query
         database_error = error_one_line(exc)
         if redis_error:
             return ClaimOutcome(False, redis_error=redis_error, database_error=database_error)

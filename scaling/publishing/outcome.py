@@ -46,6 +46,8 @@ class TickResult:
     desired_capacity: int | None = None
     audit: str = ""  # recorded | spooled | none
     spool_drained: int = 0
+    fleet: str = "video"  # scaling.fleets: whose backlog this is
+    fleet_ms: float = 0.0  # this fleet's own part of the tick: claim, measure, reconcile
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

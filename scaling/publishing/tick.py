@@ -1,19 +1,34 @@
-"""One tick of the publisher: claim the slot, measure, publish, record (DESIGN.md steps 1-4).
+"""One tick of the publisher: for every fleet, claim the slot, measure, publish,
+record (DESIGN.md steps 1-4, "Adopting it": several fleets).
 
 Each step lives in its own module of this package; this one strings them
-together and decides what the tick's outcome is (``TickStatus``).
+together and decides each fleet's outcome (``TickStatus``).
+
+Every fleet is on its own: its own slot claim (its key names its group), its own
+share of the slot's time (a source that hangs costs its fleet, not the others),
+its own fallback and its own failure (invariant 1 per fleet). The fleets run one
+after another in this thread (the deadline that interrupts a hung database call
+works only in the main thread); each gets an equal share of what is left, so time
+one does not use goes to the next. A database that fails for one fleet is not asked
+again in the same tick: the fleets after it go straight to their fallback. Then the
+datapoints go out grouped by namespace, one PutMetricData per namespace, and one
+audit row per fleet.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.utils import timezone
 
 from scaling.conf import ScalingSettings, scaling_settings
 from scaling.fleet.reconcile import fleet_reconcile, fleet_timeout_seconds
+from scaling.fleets import Fleet, fleet_get, fleets_get
 from scaling.metric_spec import metric_spec_get
 from scaling.models import PublicationSource
 from scaling.publishing.audit import audit_record_build, tick_audit_record
@@ -22,8 +37,13 @@ from scaling.publishing.backlog import (
     backlog_measure_db,
     backlog_measure_sqs,
 )
-from scaling.publishing.claim import ClaimOutcome, slot_claim
-from scaling.publishing.cloudwatch import MetricPublishError, metric_publish
+from scaling.publishing.claim import slot_claim
+from scaling.publishing.cloudwatch import (
+    DATUMS_PER_CALL,
+    MetricPublishError,
+    datums_publish,
+    metric_datums_build,
+)
 from scaling.publishing.outcome import TickResult, TickStatus
 from scaling.publishing.recovery import lease_recovery_run
 from scaling.publishing.slots import (
@@ -33,221 +53,404 @@ from scaling.publishing.slots import (
     slot_start_get,
     tick_budget_seconds,
 )
-from scaling.state import state_store_get
+from scaling.state import StateStore, state_store_get
 
 logger = logging.getLogger("scaling.publishing")
 
 PUBLISH_TASK_NAME = "scaling.tasks.publish_backlog_metric"
 
 
+@dataclass
+class SlotResult:
+    """Every fleet's outcome of one tick, in configured order."""
+
+    slot_start: datetime
+    results: list[TickResult] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    def result_for(self, name: str | None = None) -> TickResult:
+        """The named fleet's result (None: ``video``, else the first)."""
+        if name is None:
+            name = next((r.fleet for r in self.results if r.fleet == "video"), None)
+        for result in self.results:
+            if name is None or result.fleet == name:
+                return result
+        raise KeyError(name)
+
+    def as_json(self) -> dict[str, Any]:
+        """The default fleet's keys at the top, as before fleets; every fleet in ``fleets``."""
+        data: dict[str, Any] = self.result_for().as_json() if self.results else {}
+        data["fleets"] = [r.as_json() for r in self.results]
+        return data
+
+
+@dataclass
+class _FleetTick:
+    """One fleet's work in progress inside the tick."""
+
+    fleet: Fleet
+    conf: ScalingSettings
+    result: TickResult
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # the reconciler's; after the errors
+    done: bool = False  # its outcome is final (not claimed, claim failed, nothing measured)
+    record: bool = True  # whether it writes an audit row
+
+
 def backlog_tick(
-    *, now: datetime | None = None, slot_start: datetime | None = None, dry_run: bool = False
+    *,
+    now: datetime | None = None,
+    slot_start: datetime | None = None,
+    dry_run: bool = False,
+    fleet: str | None = None,
 ) -> TickResult:
-    """Measure the backlog and publish it once for this slot (see DESIGN.md, steps 1-4)."""
-    conf = scaling_settings()
+    """Tick every fleet (``fleet``: that one alone); answer for ``fleet`` or the default."""
+    fleets = [fleet_get(fleet)] if fleet else None
+    return slot_tick(now=now, slot_start=slot_start, dry_run=dry_run, fleets=fleets).result_for(
+        fleet
+    )
+
+
+def slot_tick(
+    *,
+    now: datetime | None = None,
+    slot_start: datetime | None = None,
+    dry_run: bool = False,
+    fleets: list[Fleet] | None = None,
+) -> SlotResult:
+    """Measure every fleet's backlog and publish it once for this slot."""
+    base = scaling_settings()
+    fleets = fleets if fleets is not None else fleets_get()
     started = time.monotonic()
     now = now or timezone.now()
-    slot = slot_start or slot_start_get(at=now, interval=conf.interval)
-    store = state_store_get()
+    interval = base.interval
+    slot = slot_start or slot_start_get(at=now, interval=interval)
+    outcome = SlotResult(slot_start=slot)
 
-    if slot_start is not None and now >= slot + timedelta(seconds=conf.interval):
+    if slot_start is not None and now >= slot + timedelta(seconds=interval):
         # Invariant 3: a tick that waited past its slot never publishes.
         logger.warning("BacklogCount tick expired | slot=%s", slot.isoformat())
-        return TickResult(
-            slot_start=slot,
-            published=False,
-            value=None,
-            source=None,
-            status=TickStatus.EXPIRED,
-            audit="none",
-        )
+        outcome.results = [
+            TickResult(
+                slot_start=slot,
+                published=False,
+                value=None,
+                source=None,
+                status=TickStatus.EXPIRED,
+                audit="none",
+                fleet=f.name,
+            )
+            for f in fleets
+        ]
+        return outcome
 
     # Every step below gets what is left of the budget, never more: the tick
     # ends inside its slot whatever hangs.
-    budget_end = started + tick_budget_seconds(conf.interval)
+    budget_end = started + tick_budget_seconds(interval)
     if slot_start is not None:
-        slot_end = (slot + timedelta(seconds=conf.interval) - now).total_seconds()
-        budget_end = min(budget_end, started + slot_end - record_timeout_seconds(conf.interval))
-
-    def left(cap: float | None = None) -> float:
-        remaining = max(0.05, budget_end - time.monotonic())
-        return remaining if cap is None else min(cap, remaining)
-
-    claim: ClaimOutcome | None = None
-    if not dry_run:
-        claim = slot_claim(
-            conf=conf,
-            slot=slot,
-            store=store,
-            timeout_seconds=left(db_timeout_seconds(conf.interval)),
-        )
-        if claim.failed:
-            # Neither Redis nor the database can say that no other tick holds the
-            # slot: publishing could count it twice, so skip it (and record why).
-            result = TickResult(
+        slot_end = (slot + timedelta(seconds=interval) - now).total_seconds()
+        budget_end = min(budget_end, started + slot_end - record_timeout_seconds(interval))
+    # Kept for the PutMetricData calls after every fleet is measured.
+    publish_reserve = min(3.0, interval * 0.15)
+    store = state_store_get()
+    ticks = [
+        _FleetTick(
+            fleet=f,
+            conf=f.conf(base),
+            result=TickResult(
                 slot_start=slot,
                 published=False,
                 value=None,
                 source=None,
                 status=TickStatus.FAILED,
-                error=(
-                    f"no slot claim store answered; redis: {claim.redis_error}; "
-                    f"database: {claim.database_error}"
-                ),
+                fleet=f.name,
+            ),
+        )
+        for f in fleets
+    ]
+    shared = _Shared()
+    recovery_ran = False
+    for index, tick in enumerate(ticks):
+        fleet_started = time.monotonic()
+        share = (budget_end - publish_reserve - fleet_started) / (len(ticks) - index)
+        fleet_end = fleet_started + max(0.05, share)
+
+        def left(cap: float | None = None, end: float = fleet_end) -> float:
+            remaining = max(0.05, end - time.monotonic())
+            return remaining if cap is None else min(cap, remaining)
+
+        _fleet_measure(tick, slot=slot, store=store, left=left, dry_run=dry_run, shared=shared)
+        if tick.done or dry_run or not tick.fleet.leases:
+            tick.result.duration_ms = round((time.monotonic() - fleet_started) * 1000, 3)
+            continue
+        answered = tick.result.source == PublicationSource.DB
+        if not recovery_ran:
+            # One port: its leases are recovered once a slot, whichever fleet asks.
+            recovery_ran = True
+            recovery = lease_recovery_run(
+                store=store,
+                database_answered=answered,
+                now=time.time(),
+                timeout_seconds=left(db_timeout_seconds(interval)),
             )
-            return _finish(result, conf=conf, started=started, dry_run=dry_run)
+            tick.result.recovered = recovery.recovered
+            if recovery.note and answered:
+                tick.errors.append(recovery.note)
+        # Instance protection and lifecycle actions, from the leases just measured.
+        reconciled = fleet_reconcile(
+            store=store,
+            database_answered=answered,
+            now=time.time(),
+            timeout_seconds=left(fleet_timeout_seconds(interval)),
+            conf=tick.conf,
+        )
+        tick.result.busy_instances, tick.result.protected_instances = (
+            reconciled.busy,
+            reconciled.protected,
+        )
+        tick.result.in_service_instances = reconciled.in_service
+        tick.result.desired_capacity = reconciled.desired
+        if reconciled.note and answered:
+            tick.notes.append(reconciled.note)
+        tick.result.duration_ms = round((time.monotonic() - fleet_started) * 1000, 3)
+
+    if not dry_run:
+        _publish(ticks, slot=slot, end=budget_end)
+    elapsed = round((time.monotonic() - started) * 1000, 3)
+    for tick in ticks:
+        # The audit row's duration is the tick's, claim to publish (DESIGN.md); the
+        # fleet's own part of it (claim, measure, reconcile) is in ``fleet_ms``.
+        tick.result.fleet_ms = tick.result.duration_ms
+        tick.result.duration_ms = elapsed
+        _settle(tick, dry_run=dry_run)
+    recorded = [t for t in ticks if t.record and not dry_run]
+    for position, tick in enumerate(recorded):
+        _record(tick, drain=position == len(recorded) - 1)
+    outcome.results = [t.result for t in ticks]
+    outcome.duration_ms = round((time.monotonic() - started) * 1000, 3)
+    return outcome
+
+
+@dataclass
+class _Shared:
+    """What one fleet learns for the others in the same tick."""
+
+    database_down: str = ""  # why the database is not asked again this tick
+
+
+def _fleet_measure(
+    tick: _FleetTick,
+    *,
+    slot: datetime,
+    store: StateStore,
+    left: Callable[..., float],
+    dry_run: bool,
+    shared: _Shared,
+) -> None:
+    """Claim the fleet's slot and measure its backlog (with its fallback)."""
+    conf, result, fleet = tick.conf, tick.result, tick.fleet
+    interval = conf.interval
+    database_error = ""
+    if not dry_run:
+        claim = slot_claim(
+            conf=conf,
+            slot=slot,
+            store=store,
+            timeout_seconds=left(db_timeout_seconds(interval)),
+            database_down=shared.database_down,
+        )
+        if claim.failed:
+            # Neither Redis nor the database can say that no other tick holds the
+            # slot: publishing could count it twice, so skip it (and record why).
+            result.error = (
+                f"no slot claim store answered; redis: {claim.redis_error}; "
+                f"database: {claim.database_error}"
+            )
+            tick.done = True
+            return
         if not claim.granted:
-            logger.info("BacklogCount slot already claimed | slot=%s", slot.isoformat())
-            return TickResult(
-                slot_start=slot,
-                published=False,
-                value=None,
-                source=None,
-                status=TickStatus.ALREADY_CLAIMED,
-                audit="none",
+            logger.info(
+                "BacklogCount slot already claimed | fleet=%s slot=%s", fleet.name, slot.isoformat()
             )
+            result.status = TickStatus.ALREADY_CLAIMED
+            result.audit = "none"
+            tick.done, tick.record = True, False
+            return
         if claim.redis_error:
             logger.info(
-                "BacklogCount slot claimed in the database, Redis did not answer | slot=%s "
-                "redis=%s",
+                "BacklogCount slot claimed in the database, Redis did not answer | fleet=%s "
+                "slot=%s redis=%s",
+                fleet.name,
                 slot.isoformat(),
                 claim.redis_error,
             )
+        if claim.database_error:
+            database_error = claim.database_error
+            if not shared.database_down:
+                shared.database_down = f"{claim.database_error} (at the slot claim)"
 
-    errors: list[str] = []
-    fleet_notes: list[str] = []  # after the publication's own errors: they come first
-    result = TickResult(
-        slot_start=slot, published=False, value=None, source=None, status=TickStatus.FAILED
-    )
+    if fleet.source == "sqs":
+        try:
+            result.value = backlog_measure_sqs(queue_url=fleet.queue_url, timeout_seconds=left())
+            result.source = PublicationSource.SQS
+        except BacklogUnavailable as exc:
+            tick.errors.append(f"sqs: {exc}")
+        return
     try:
-        if claim is not None and claim.database_error:
-            # It just failed to answer the claim: its time is better left to SQS.
-            raise BacklogUnavailable(f"{claim.database_error} (at the slot claim)")
-        backlog = backlog_measure_db(timeout_seconds=left(db_timeout_seconds(conf.interval)))
+        if database_error or shared.database_down:
+            # It just failed to answer: its time is better left to SQS.
+            reason = shared.database_down or f"{database_error} (at the slot claim)"
+            raise BacklogUnavailable(reason)
+        backlog = backlog_measure_db(timeout_seconds=left(db_timeout_seconds(interval)))
         result.value = backlog.total
         result.source = PublicationSource.DB
         result.uploaded = backlog.waiting
         result.processing = backlog.in_progress
         result.oldest_waiting_seconds = backlog.oldest_waiting_seconds
     except BacklogUnavailable as exc:
-        errors.append(f"database: {exc}")
+        if not shared.database_down:
+            shared.database_down = str(exc)
+        tick.errors.append(f"database: {exc}")
         try:
-            result.value = backlog_measure_sqs(queue_url=conf.sqs_queue_url, timeout_seconds=left())
+            result.value = backlog_measure_sqs(
+                queue_url=fleet.fallback_queue_url, timeout_seconds=left()
+            )
             result.source = PublicationSource.SQS
         except BacklogUnavailable as sqs_exc:
-            errors.append(f"sqs: {sqs_exc}")
+            tick.errors.append(f"sqs: {sqs_exc}")
 
-    if not dry_run:
-        recovery = lease_recovery_run(
-            store=store,
-            database_answered=result.source == PublicationSource.DB,
-            now=time.time(),
-            timeout_seconds=left(db_timeout_seconds(conf.interval)),
-        )
-        result.recovered = recovery.recovered
-        if recovery.note and result.source == PublicationSource.DB:
-            errors.append(recovery.note)
-        # Instance protection and lifecycle actions, from the leases just measured.
-        fleet = fleet_reconcile(
-            store=store,
-            database_answered=result.source == PublicationSource.DB,
-            now=time.time(),
-            timeout_seconds=left(fleet_timeout_seconds(conf.interval)),
-        )
-        result.busy_instances, result.protected_instances = fleet.busy, fleet.protected
-        result.in_service_instances, result.desired_capacity = fleet.in_service, fleet.desired
-        if fleet.note and result.source == PublicationSource.DB:
-            fleet_notes.append(fleet.note)
 
+def _publish(ticks: list[_FleetTick], *, slot: datetime, end: float) -> None:
+    """One PutMetricData per namespace for every fleet that measured something."""
+    by_namespace: dict[str, list[tuple[_FleetTick, list[dict[str, Any]]]]] = {}
+    for tick in ticks:
+        r = tick.result
+        if tick.done or r.value is None:
+            continue
+        spec = metric_spec_get(conf=tick.conf)
+        datums = metric_datums_build(
+            spec=spec,
+            timestamp=slot,
+            backlog=r.value,
+            oldest_age_seconds=r.oldest_waiting_seconds,
+            recovered=r.recovered,
+            busy_instances=r.busy_instances,
+            protected_instances=r.protected_instances,
+        )
+        by_namespace.setdefault(spec.namespace, []).append((tick, datums))
+    # A fleet's datums stay in one call, so each call's fleets share its outcome.
+    calls: list[tuple[str, list[tuple[_FleetTick, list[dict[str, Any]]]]]] = []
+    for namespace, entries in by_namespace.items():
+        batch: list[tuple[_FleetTick, list[dict[str, Any]]]] = []
+        for entry in entries:
+            if batch and sum(len(d) for _, d in batch) + len(entry[1]) > DATUMS_PER_CALL:
+                calls.append((namespace, batch))
+                batch = []
+            batch.append(entry)
+        calls.append((namespace, batch))
+    for position, (namespace, batch) in enumerate(calls):
+        # An equal share of what is left for each call still to go.
+        timeout = max(0.05, (end - time.monotonic()) / (len(calls) - position))
+        try:
+            datums_publish(
+                namespace=namespace,
+                datums=[d for _, datums in batch for d in datums],
+                timeout_seconds=timeout,
+            )
+        except MetricPublishError as exc:
+            for tick, _ in batch:
+                tick.errors.append(f"cloudwatch: {exc}"[:1000])
+            continue
+        for tick, _ in batch:
+            tick.result.published = True
+
+
+def _settle(tick: _FleetTick, *, dry_run: bool) -> None:
+    """The fleet's final status and error text."""
+    result = tick.result
+    if tick.done:
+        return
     if result.value is None:
         # Invariant 1: nothing measured, nothing published. No datapoint keeps
         # target tracking in INSUFFICIENT_DATA instead of scaling in on a fake 0.
         result.status = TickStatus.FAILED
-        result.error = "no source answered; " + "; ".join(errors)
-        return _finish(result, conf=conf, started=started, dry_run=dry_run)
-
-    if dry_run:
+        result.error = "no source answered; " + "; ".join(tick.errors)
+    elif dry_run:
         result.status = TickStatus.DRY_RUN
-        result.error = "; ".join(errors)
-        return _finish(result, conf=conf, started=started, dry_run=dry_run)
-
-    try:
-        metric_publish(
-            spec=metric_spec_get(conf=conf),
-            timestamp=slot,
-            backlog=result.value,
-            oldest_age_seconds=result.oldest_waiting_seconds,
-            recovered=result.recovered,
-            busy_instances=result.busy_instances,
-            protected_instances=result.protected_instances,
-            timeout_seconds=left(),
-        )
-    except MetricPublishError as exc:
-        errors.append(f"cloudwatch: {exc}"[:1000])
+        result.error = "; ".join(tick.errors)
+        result.audit = "none"
+    elif result.published:
+        result.status = TickStatus.PUBLISHED
+        result.error = "; ".join(tick.errors + tick.notes)  # e.g. why the database was skipped
+    else:
         result.status = TickStatus.FAILED
-        result.error = "; ".join(errors + fleet_notes)
-        return _finish(result, conf=conf, started=started, dry_run=dry_run)
-
-    result.published = True
-    result.status = TickStatus.PUBLISHED
-    result.error = "; ".join(errors + fleet_notes)  # e.g. why the database was skipped
-    return _finish(result, conf=conf, started=started, dry_run=dry_run)
+        result.error = "; ".join(tick.errors + tick.notes)
+    _log(tick, dry_run=dry_run)
 
 
-def tick_timeout_record(*, slot_start: datetime) -> None:
-    """Spool a failed record for a tick the soft time limit stopped (no database call:
-    there is no time left for one). A record already written for the slot wins."""
-    conf = scaling_settings()
-    result = TickResult(
-        slot_start=slot_start,
-        published=False,
-        value=None,
-        source=None,
-        status=TickStatus.FAILED,
-        error="the tick ran out of time in its slot (soft time limit)",
-        duration_ms=float((conf.interval - SOFT_LIMIT_MARGIN) * 1000),
-    )
-    record = audit_record_build(result, conf=conf)
-    record["spooled"] = True
-    # Under a second to the hard limit: a local file, no network.
-    state_store_get().spool_push_local(record)
-    logger.warning(
-        "BacklogCount metric NOT published | slot=%s reason=%s",
-        slot_start.isoformat(),
-        result.error,
-    )
-
-
-def _finish(
-    result: TickResult, *, conf: ScalingSettings, started: float, dry_run: bool
-) -> TickResult:
-    result.duration_ms = round((time.monotonic() - started) * 1000, 3)
+def _log(tick: _FleetTick, *, dry_run: bool) -> None:
+    result, name = tick.result, tick.fleet.name
+    slot = result.slot_start.isoformat()
     if result.published:
         logger.info(
-            "BacklogCount metric published | backlog=%s source=%s slot=%s",
+            "BacklogCount metric published | fleet=%s backlog=%s source=%s slot=%s",
+            name,
             result.value,
             result.source,
-            result.slot_start.isoformat(),
+            slot,
         )
     elif dry_run:
         logger.info(
-            "BacklogCount dry run | backlog=%s source=%s slot=%s",
+            "BacklogCount dry run | fleet=%s backlog=%s source=%s slot=%s",
+            name,
             result.value,
             result.source,
-            result.slot_start.isoformat(),
+            slot,
         )
     else:
         logger.warning(
-            "BacklogCount metric NOT published | slot=%s reason=%s",
-            result.slot_start.isoformat(),
+            "BacklogCount metric NOT published | fleet=%s slot=%s reason=%s",
+            name,
+            slot,
             result.error,
         )
-    if dry_run:
-        result.audit = "none"
-        return result
+
+
+def _record(tick: _FleetTick, *, drain: bool) -> None:
+    result = tick.result
+    if tick.done and result.status == TickStatus.FAILED:
+        _log(tick, dry_run=False)  # the claim failed: said here, it had no _settle line
     result.audit, result.spool_drained = tick_audit_record(
-        audit_record_build(result, conf=conf),
-        conf=conf,
+        audit_record_build(result, conf=tick.conf),
+        conf=tick.conf,
         database_answered=result.source == PublicationSource.DB,
+        drain=drain,
     )
-    return result
+
+
+def tick_timeout_record(*, slot_start: datetime) -> None:
+    """Spool a failed record for every fleet of a tick the soft time limit stopped (no
+    database call: there is no time left for one). A record already written for the
+    fleet's slot wins."""
+    base = scaling_settings()
+    for fleet in fleets_get():
+        conf = fleet.conf(base)
+        result = TickResult(
+            slot_start=slot_start,
+            published=False,
+            value=None,
+            source=None,
+            status=TickStatus.FAILED,
+            error="the tick ran out of time in its slot (soft time limit)",
+            duration_ms=float((conf.interval - SOFT_LIMIT_MARGIN) * 1000),
+            fleet=fleet.name,
+        )
+        record = audit_record_build(result, conf=conf)
+        record["spooled"] = True
+        # Under a second to the hard limit: a local file, no network.
+        state_store_get().spool_push_local(record)
+    logger.warning(
+        "BacklogCount metric NOT published | slot=%s reason=%s",
+        slot_start.isoformat(),
+        "the tick ran out of time in its slot (soft time limit)",
+    )
