@@ -22,7 +22,6 @@ import time
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scaling.aws import fleet_client
-from scaling.conf import scaling_settings
 from scaling.errors import error_one_line
 from scaling.fleet.marks import (
     BACKOFF,
@@ -33,6 +32,7 @@ from scaling.fleet.marks import (
     is_fresh,
     marks_write,
 )
+from scaling.fleets import lease_fleet_conf
 from scaling.state import StateUnavailable, state_store_get
 
 logger = logging.getLogger("scaling.fleet")
@@ -68,7 +68,7 @@ def instance_protect_for_claim(instance_id: str) -> bool | None:
 
 
 def _protect(instance_id: str) -> bool:
-    conf = scaling_settings()
+    conf = lease_fleet_conf()
     store = state_store_get()
     now = time.time()
     try:

@@ -19,30 +19,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
 
-from scaling.conf import ScalingSettings, scaling_settings
+from scaling.conf import scaling_settings
 from scaling.fleet.reconcile import fleet_reconcile, fleet_timeout_seconds
 from scaling.fleets import Fleet, fleet_get, fleets_get
-from scaling.metric_spec import metric_spec_get
 from scaling.models import PublicationSource
 from scaling.publishing.audit import audit_record_build, tick_audit_record
-from scaling.publishing.backlog import (
-    BacklogUnavailable,
-    backlog_measure_db,
-    backlog_measure_sqs,
-)
-from scaling.publishing.claim import slot_claim
-from scaling.publishing.cloudwatch import (
-    DATUMS_PER_CALL,
-    MetricPublishError,
-    datums_publish,
-    metric_datums_build,
+from scaling.publishing.fleet_step import (
+    FleetTick,
+    SlotShared,
+    fleet_datums_publish,
+    fleet_measure,
 )
 from scaling.publishing.outcome import TickResult, TickStatus
 from scaling.publishing.recovery import lease_recovery_run
@@ -53,7 +45,7 @@ from scaling.publishing.slots import (
     slot_start_get,
     tick_budget_seconds,
 )
-from scaling.state import StateStore, state_store_get
+from scaling.state import state_store_get
 
 logger = logging.getLogger("scaling.publishing")
 
@@ -82,19 +74,6 @@ class SlotResult:
         data: dict[str, Any] = self.result_for().as_json() if self.results else {}
         data["fleets"] = [r.as_json() for r in self.results]
         return data
-
-
-@dataclass
-class _FleetTick:
-    """One fleet's work in progress inside the tick."""
-
-    fleet: Fleet
-    conf: ScalingSettings
-    result: TickResult
-    errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # the reconciler's; after the errors
-    done: bool = False  # its outcome is final (not claimed, claim failed, nothing measured)
-    record: bool = True  # whether it writes an audit row
 
 
 def backlog_tick(
@@ -154,7 +133,7 @@ def slot_tick(
     publish_reserve = min(3.0, interval * 0.15)
     store = state_store_get()
     ticks = [
-        _FleetTick(
+        FleetTick(
             fleet=f,
             conf=f.conf(base),
             result=TickResult(
@@ -168,7 +147,7 @@ def slot_tick(
         )
         for f in fleets
     ]
-    shared = _Shared()
+    shared = SlotShared()
     recovery_ran = False
     for index, tick in enumerate(ticks):
         fleet_started = time.monotonic()
@@ -179,7 +158,7 @@ def slot_tick(
             remaining = max(0.05, end - time.monotonic())
             return remaining if cap is None else min(cap, remaining)
 
-        _fleet_measure(tick, slot=slot, store=store, left=left, dry_run=dry_run, shared=shared)
+        fleet_measure(tick, slot=slot, store=store, left=left, dry_run=dry_run, shared=shared)
         if tick.done or dry_run or not tick.fleet.leases:
             tick.result.duration_ms = round((time.monotonic() - fleet_started) * 1000, 3)
             continue
@@ -215,7 +194,7 @@ def slot_tick(
         tick.result.duration_ms = round((time.monotonic() - fleet_started) * 1000, 3)
 
     if not dry_run:
-        _publish(ticks, slot=slot, end=budget_end)
+        fleet_datums_publish(ticks, slot=slot, end=budget_end)
     elapsed = round((time.monotonic() - started) * 1000, 3)
     for tick in ticks:
         # The audit row's duration is the tick's, claim to publish (DESIGN.md); the
@@ -231,141 +210,7 @@ def slot_tick(
     return outcome
 
 
-@dataclass
-class _Shared:
-    """What one fleet learns for the others in the same tick."""
-
-    database_down: str = ""  # why the database is not asked again this tick
-
-
-def _fleet_measure(
-    tick: _FleetTick,
-    *,
-    slot: datetime,
-    store: StateStore,
-    left: Callable[..., float],
-    dry_run: bool,
-    shared: _Shared,
-) -> None:
-    """Claim the fleet's slot and measure its backlog (with its fallback)."""
-    conf, result, fleet = tick.conf, tick.result, tick.fleet
-    interval = conf.interval
-    database_error = ""
-    if not dry_run:
-        claim = slot_claim(
-            conf=conf,
-            slot=slot,
-            store=store,
-            timeout_seconds=left(db_timeout_seconds(interval)),
-            database_down=shared.database_down,
-        )
-        if claim.failed:
-            # Neither Redis nor the database can say that no other tick holds the
-            # slot: publishing could count it twice, so skip it (and record why).
-            result.error = (
-                f"no slot claim store answered; redis: {claim.redis_error}; "
-                f"database: {claim.database_error}"
-            )
-            tick.done = True
-            return
-        if not claim.granted:
-            logger.info(
-                "BacklogCount slot already claimed | fleet=%s slot=%s", fleet.name, slot.isoformat()
-            )
-            result.status = TickStatus.ALREADY_CLAIMED
-            result.audit = "none"
-            tick.done, tick.record = True, False
-            return
-        if claim.redis_error:
-            logger.info(
-                "BacklogCount slot claimed in the database, Redis did not answer | fleet=%s "
-                "slot=%s redis=%s",
-                fleet.name,
-                slot.isoformat(),
-                claim.redis_error,
-            )
-        if claim.database_error:
-            database_error = claim.database_error
-            if not shared.database_down:
-                shared.database_down = f"{claim.database_error} (at the slot claim)"
-
-    if fleet.source == "sqs":
-        try:
-            result.value = backlog_measure_sqs(queue_url=fleet.queue_url, timeout_seconds=left())
-            result.source = PublicationSource.SQS
-        except BacklogUnavailable as exc:
-            tick.errors.append(f"sqs: {exc}")
-        return
-    try:
-        if database_error or shared.database_down:
-            # It just failed to answer: its time is better left to SQS.
-            reason = shared.database_down or f"{database_error} (at the slot claim)"
-            raise BacklogUnavailable(reason)
-        backlog = backlog_measure_db(timeout_seconds=left(db_timeout_seconds(interval)))
-        result.value = backlog.total
-        result.source = PublicationSource.DB
-        result.uploaded = backlog.waiting
-        result.processing = backlog.in_progress
-        result.oldest_waiting_seconds = backlog.oldest_waiting_seconds
-    except BacklogUnavailable as exc:
-        if not shared.database_down:
-            shared.database_down = str(exc)
-        tick.errors.append(f"database: {exc}")
-        try:
-            result.value = backlog_measure_sqs(
-                queue_url=fleet.fallback_queue_url, timeout_seconds=left()
-            )
-            result.source = PublicationSource.SQS
-        except BacklogUnavailable as sqs_exc:
-            tick.errors.append(f"sqs: {sqs_exc}")
-
-
-def _publish(ticks: list[_FleetTick], *, slot: datetime, end: float) -> None:
-    """One PutMetricData per namespace for every fleet that measured something."""
-    by_namespace: dict[str, list[tuple[_FleetTick, list[dict[str, Any]]]]] = {}
-    for tick in ticks:
-        r = tick.result
-        if tick.done or r.value is None:
-            continue
-        spec = metric_spec_get(conf=tick.conf)
-        datums = metric_datums_build(
-            spec=spec,
-            timestamp=slot,
-            backlog=r.value,
-            oldest_age_seconds=r.oldest_waiting_seconds,
-            recovered=r.recovered,
-            busy_instances=r.busy_instances,
-            protected_instances=r.protected_instances,
-        )
-        by_namespace.setdefault(spec.namespace, []).append((tick, datums))
-    # A fleet's datums stay in one call, so each call's fleets share its outcome.
-    calls: list[tuple[str, list[tuple[_FleetTick, list[dict[str, Any]]]]]] = []
-    for namespace, entries in by_namespace.items():
-        batch: list[tuple[_FleetTick, list[dict[str, Any]]]] = []
-        for entry in entries:
-            if batch and sum(len(d) for _, d in batch) + len(entry[1]) > DATUMS_PER_CALL:
-                calls.append((namespace, batch))
-                batch = []
-            batch.append(entry)
-        calls.append((namespace, batch))
-    for position, (namespace, batch) in enumerate(calls):
-        # An equal share of what is left for each call still to go.
-        timeout = max(0.05, (end - time.monotonic()) / (len(calls) - position))
-        try:
-            datums_publish(
-                namespace=namespace,
-                datums=[d for _, datums in batch for d in datums],
-                timeout_seconds=timeout,
-            )
-        except MetricPublishError as exc:
-            for tick, _ in batch:
-                tick.errors.append(f"cloudwatch: {exc}"[:1000])
-            continue
-        for tick, _ in batch:
-            tick.result.published = True
-
-
-def _settle(tick: _FleetTick, *, dry_run: bool) -> None:
+def _settle(tick: FleetTick, *, dry_run: bool) -> None:
     """The fleet's final status and error text."""
     result = tick.result
     if tick.done:
@@ -388,7 +233,7 @@ def _settle(tick: _FleetTick, *, dry_run: bool) -> None:
     _log(tick, dry_run=dry_run)
 
 
-def _log(tick: _FleetTick, *, dry_run: bool) -> None:
+def _log(tick: FleetTick, *, dry_run: bool) -> None:
     result, name = tick.result, tick.fleet.name
     slot = result.slot_start.isoformat()
     if result.published:
@@ -416,7 +261,7 @@ def _log(tick: _FleetTick, *, dry_run: bool) -> None:
         )
 
 
-def _record(tick: _FleetTick, *, drain: bool) -> None:
+def _record(tick: FleetTick, *, drain: bool) -> None:
     result = tick.result
     if tick.done and result.status == TickStatus.FAILED:
         _log(tick, dry_run=False)  # the claim failed: said here, it had no _settle line
