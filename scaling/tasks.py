@@ -8,7 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from scaling.conf import scaling_settings
 from scaling.publishing.slots import SOFT_LIMIT_MARGIN, slot_start_get
-from scaling.publishing.tick import PUBLISH_TASK_NAME, backlog_tick, tick_timeout_record
+from scaling.publishing.tick import PUBLISH_TASK_NAME, slot_tick, tick_timeout_record
 
 _INTERVAL = scaling_settings().interval
 
@@ -27,7 +27,8 @@ _INTERVAL = scaling_settings().interval
 def publish_backlog_metric(slot_start: float | None = None) -> dict[str, Any]:
     slot = datetime.fromtimestamp(slot_start, tz=UTC) if slot_start is not None else None
     try:
-        return backlog_tick(slot_start=slot).as_json()
+        # Every fleet's outcome: the default fleet's keys at the top, all in ``fleets``.
+        return slot_tick(slot_start=slot).as_json()
     except SoftTimeLimitExceeded:
         # The tick's own budget should end it first; this is the last resort.
         slot = slot or slot_start_get(at=datetime.now(UTC), interval=_INTERVAL)

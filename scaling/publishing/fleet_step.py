@@ -75,6 +75,8 @@ def fleet_measure(
             timeout_seconds=left(db_timeout_seconds(interval)),
             database_down=shared.database_down,
         )
+        if claim.failed and not shared.database_down:
+            shared.database_down = f"{claim.database_error} (at the slot claim)"
         if claim.failed:
             # Neither Redis nor the database can say that no other tick holds the
             # slot: publishing could count it twice, so skip it (and record why).

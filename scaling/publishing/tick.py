@@ -204,7 +204,7 @@ def slot_tick(
         _settle(tick, dry_run=dry_run)
     recorded = [t for t in ticks if t.record and not dry_run]
     for position, tick in enumerate(recorded):
-        _record(tick, drain=position == len(recorded) - 1)
+        _record(tick, drain=position == len(recorded) - 1, shared=shared)
     outcome.results = [t.result for t in ticks]
     outcome.duration_ms = round((time.monotonic() - started) * 1000, 3)
     return outcome
@@ -261,16 +261,21 @@ def _log(tick: FleetTick, *, dry_run: bool) -> None:
         )
 
 
-def _record(tick: FleetTick, *, drain: bool) -> None:
+def _record(tick: FleetTick, *, drain: bool, shared: SlotShared) -> None:
+    """The fleet's audit row: written while the database answers this tick (whatever
+    the fleet's source), spooled once it has not (then the rest go straight to the
+    spool: one database wait a tick, not one a fleet)."""
     result = tick.result
     if tick.done and result.status == TickStatus.FAILED:
         _log(tick, dry_run=False)  # the claim failed: said here, it had no _settle line
     result.audit, result.spool_drained = tick_audit_record(
         audit_record_build(result, conf=tick.conf),
         conf=tick.conf,
-        database_answered=result.source == PublicationSource.DB,
+        database_answered=not shared.database_down,
         drain=drain,
     )
+    if result.audit == "spooled" and not shared.database_down:
+        shared.database_down = "the database did not take an audit row"
 
 
 def tick_timeout_record(*, slot_start: datetime) -> None:
