@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scaling.audit.aws_errors import GroupMissing
+from scaling.aws import sqs_client
 from scaling.conf import scaling_settings
 from scaling.policy.installed import ScalingPolicy, policies_parse
 
@@ -79,3 +80,19 @@ def alarms_read(cloudwatch: Any, names: list[str]) -> list[Alarm]:
     now = datetime.now(UTC)
     alarms.sort(key=lambda a: names.index(a["AlarmName"]) if a["AlarmName"] in names else 0)
     return [alarm_of(a, now) for a in alarms]
+
+
+def queue_depth_read(queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) of an SQS queue: the live backlog of a fleet measured by it.
+
+    The publisher's own read (role "publisher", short timeouts): the endpoint runs in
+    the API stack, whose role reads the fleets' queues anyway.
+    """
+    attributes = sqs_client().get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )

@@ -35,7 +35,9 @@ def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
         lines.append((f"{label}: unavailable ({error}).", True))
 
     out(f"Group {s.asg_name} ({s.region})")
-    if (b := s.database.data) is not None:
+    if s.from_queue:
+        out(f"Backlog now: {s.database.error}.")
+    elif (b := s.database.data) is not None:
         oldest = b.oldest_waiting_seconds
         waited = "" if oldest is None else f"; oldest waiting {oldest:.0f} s"
         out(
@@ -94,6 +96,21 @@ def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
     leases_lines(s, out, down)
     fleet_lines(s, out, down)
     return lines
+
+
+def fleet_header(s: ScalingStatus) -> str:
+    """The first line of a fleet's section: its name, metric, source and leases."""
+    f = s.of_fleet
+    if f is None:
+        return "Fleet: the settings' own (SCALING_*)"
+    dims = ", ".join(f"{k}={v}" for k, v in f.describe()["dimensions"].items())
+    source = "the backlog source (port)" if f.source == "port" else f"SQS queue {f.queue_url}"
+    if f.source == "port" and f.queue_url:
+        source += f", SQS fallback {f.queue_url}"
+    return (
+        f"Fleet {f.name}: metric {f.namespace} {f.metric_name} ({dims}); backlog from "
+        f"{source}; leases {'on' if f.leases else 'off'}."
+    )
 
 
 def _cell(value: int | None) -> str:
@@ -174,6 +191,7 @@ def fleet_lines(
     s: ScalingStatus, out: Callable[[str], None], down: Callable[[str, str], None]
 ) -> None:
     """Each instance of the group: lifecycle state, protection, its video; then the hook."""
+    leases = s.of_fleet is None or s.of_fleet.leases
     if (fleet := s.fleet.data) is None:
         down("Fleet", s.fleet.error)
     elif not fleet.instances:
@@ -185,12 +203,17 @@ def fleet_lines(
         )
         for i in fleet.instances:
             shield = {None: "", True: ", protected", False: ", not protected"}[i.protected]
+            if not leases:  # nothing to say about their work: no leases
+                out(f"  {i.instance_id} {i.state}{shield}")
+                continue
             work = "videos unknown" if fleet.work_error else _work(i.videos)
             out(f"  {i.instance_id or '(no lease)'} {i.state}{shield}: {work}")
-        if fleet.work_error:
+        if fleet.work_error and leases:
             down("Videos by instance", fleet.work_error)
     if (hook := s.lifecycle_hook.data) is None:
         down("Lifecycle hook", s.lifecycle_hook.error)
+    elif not hook.installed and not leases:
+        out(f"Lifecycle hook {hook.name}: not installed (none needed: no leases to drain).")
     elif not hook.installed:
         out(f"Lifecycle hook {hook.name}: not installed (install_scaling_policy installs it).")
     else:

@@ -90,3 +90,19 @@ def backlog_answer(
         "measured_at": backlog.measured_at.isoformat(),
         "last_publication": publication_answer(publication, now=now),
     }
+
+
+def queue_answer(
+    *, visible: int, in_flight: int, publication: MetricPublication | None, now: datetime
+) -> dict[str, Any]:
+    """The endpoint's answer for a fleet measured by its SQS queue: the same keys, read
+    from the queue's depth (waiting = visible messages, in progress = in flight; the
+    queue knows no ages, so ``oldest_waiting_seconds`` is null)."""
+    return {
+        "backlog_count": visible + in_flight,
+        "uploaded": visible,
+        "processing": in_flight,
+        "oldest_waiting_seconds": None,
+        "measured_at": now.isoformat(),
+        "last_publication": publication_answer(publication, now=now),
+    }

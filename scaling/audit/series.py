@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from scaling.fleets import DEFAULT_FLEET
 from scaling.models import MetricPublication
 from scaling.selectors import publications_recent
 
@@ -64,8 +65,10 @@ def _row(start: datetime, p: MetricPublication | None) -> SlotRow:
     )
 
 
-def slot_rows_read(*, count: int, interval: int, now: datetime) -> list[SlotRow]:
-    """The last ``count`` slots of ``interval`` seconds up to the one ``now`` is in,
+def slot_rows_read(
+    *, count: int, interval: int, now: datetime, fleet: str = DEFAULT_FLEET
+) -> list[SlotRow]:
+    """The fleet's last ``count`` slots of ``interval`` seconds up to the one ``now`` is in,
     oldest first. A record off the grid (the interval was changed) fills the slot it
     falls in; of two in one slot the newer one is shown."""
     newest = _slot_epoch(now, interval)
@@ -73,6 +76,6 @@ def slot_rows_read(*, count: int, interval: int, now: datetime) -> list[SlotRow]
     since = datetime.fromtimestamp(starts[0], tz=UTC)
     found: dict[int, MetricPublication] = {}
     # Newest first; a shorter interval in the past can put more rows in the window.
-    for p in publications_recent(since=since, limit=count * 6):
+    for p in publications_recent(since=since, limit=count * 6, fleet=fleet):
         found.setdefault(_slot_epoch(p.slot_start, interval), p)
     return [_row(datetime.fromtimestamp(s, tz=UTC), found.get(s)) for s in starts]

@@ -31,7 +31,8 @@ from scaling.audit.part import AWS_ERRORS, ERROR_LIMIT, Part, part_read
 from scaling.audit.serialise import BacklogCounts, PublicationRow, backlog_counts, publication_row
 from scaling.audit.series import DEFAULT_SLOTS, SlotRow, slot_rows_read
 from scaling.aws import autoscaling_client, cloudwatch_client
-from scaling.conf import scaling_settings
+from scaling.conf import ScalingSettings, scaling_settings
+from scaling.fleets import Fleet as FleetConfig
 from scaling.policy.alarms import alarm_names
 from scaling.policy.installed import ScalingPolicy
 from scaling.policy.requests import wake_alarm_name
@@ -73,55 +74,105 @@ class ScalingStatus:
     lifecycle_hook: Part[DrainHook] = field(default_factory=_not_read)
     # The last slots, oldest first: backlog and the group as recorded (scaling.audit.series).
     slots: Part[list[SlotRow]] = field(default_factory=_not_read)
+    # Whose status this is (scaling.fleets); None: read without a fleet (the default's
+    # settings). Not a key of ``as_json``: ``fleet_json`` adds it (``fleet`` is the
+    # instances' part, so the fleet's own keys are ``fleet_name`` and ``fleet_config``).
+    of_fleet: FleetConfig | None = None
 
     def as_json(self) -> dict[str, Any]:
-        # Every field after the name and the region is a Part.
-        parts = [f.name for f in fields(self)][2:]
+        # Every field after the name and the region is a Part, but the last.
+        parts = [f.name for f in fields(self)][2:-1]
         return {
             "asg_name": self.asg_name,
             "region": self.region,
             **{name: getattr(self, name).as_json() for name in parts},
         }
 
+    def fleet_json(self) -> dict[str, Any]:
+        """One entry of ``scaling_status --json``'s ``fleets``: these keys and the fleet."""
+        f = self.of_fleet
+        return {
+            **self.as_json(),
+            "fleet_name": None if f is None else f.name,
+            "fleet_config": None if f is None else f.describe(),
+        }
+
+    @property
+    def from_queue(self) -> bool:
+        """The fleet's backlog is its SQS queue's depth (no database count to show)."""
+        return self.of_fleet is not None and self.of_fleet.source == "sqs"
+
 
 def _backlog_read() -> BacklogCounts:
     return backlog_counts(backlog_source().backlog_get())
 
 
-def _publications_read() -> list[PublicationRow]:
-    return [publication_row(row) for row in publications_recent(limit=RECENT_PUBLICATIONS)]
+def _publications_read(fleet: str) -> list[PublicationRow]:
+    rows = publications_recent(limit=RECENT_PUBLICATIONS, fleet=fleet)
+    return [publication_row(row) for row in rows]
 
 
-def scaling_status_get(*, asg_name: str | None = None, slots: int = DEFAULT_SLOTS) -> ScalingStatus:
-    conf = scaling_settings()
+def queue_measured(fleet: FleetConfig) -> str:
+    """Why an SQS-measured fleet's status has no database count (its ``database`` part)."""
+    return (
+        f"not read: fleet {fleet.name} is measured by its SQS queue's depth, which "
+        "scaling_status does not read (the last slots show what was published)"
+    )
+
+
+def _no_leases(fleet: FleetConfig) -> str:
+    return f"off: fleet {fleet.name}'s workers hold no leases (source {fleet.source})"
+
+
+def scaling_status_get(
+    *,
+    asg_name: str | None = None,
+    slots: int = DEFAULT_SLOTS,
+    fleet: FleetConfig | None = None,
+    conf: ScalingSettings | None = None,
+) -> ScalingStatus:
+    """One fleet's status (``fleet``: its group, metric and rows; None: the settings')."""
+    conf = conf or (fleet.conf() if fleet is not None else scaling_settings())
     name = asg_name or conf.asg_name
-    database = part_read(_backlog_read, errors=(DatabaseError,))
+    fleet_name = conf.fleet
+    database: Part[BacklogCounts]
+    if fleet is not None and fleet.source == "sqs":
+        database = Part(error=queue_measured(fleet))
+    else:
+        database = part_read(_backlog_read, errors=(DatabaseError,))
     now, interval = timezone.now(), conf.interval
     series = part_read(
-        lambda: slot_rows_read(count=slots, interval=interval, now=now), errors=(DatabaseError,)
+        lambda: slot_rows_read(count=slots, interval=interval, now=now, fleet=fleet_name),
+        errors=(DatabaseError,),
     )
-    publications = part_read(_publications_read, errors=(DatabaseError,))
-    leases = part_read(leases_read, errors=(DatabaseError,))
-    work = part_read(fleet_work_read, errors=(DatabaseError,))
+    publications = part_read(lambda: _publications_read(fleet_name), errors=(DatabaseError,))
+    leases: Part[Leases]
+    work: Part[Any]
+    if fleet is not None and not fleet.leases:
+        leases = Part(data=Leases(instances=[], recoveries=[], off=_no_leases(fleet)))
+        work = Part(error=f"not tracked: fleet {fleet.name}'s workers hold no leases")
+    else:
+        leases = part_read(leases_read, errors=(DatabaseError,))
+        work = part_read(fleet_work_read, errors=(DatabaseError,))
     group: Part[Group]
-    fleet: Part[Fleet]
+    members: Part[Fleet]
     try:
         autoscaling = autoscaling_client(role="status")
         cloudwatch = cloudwatch_client(for_command=True, role="status")
     except AWS_ERRORS as exc:  # e.g. no region configured
         # Every AWS part is down for the same reason; Any lets one Part stand for each.
         down: Part[Any] = Part(error=error_sentence(exc, limit=ERROR_LIMIT))
-        group = fleet = hook = policies = alarms = aim = down
+        group = members = hook = policies = alarms = aim = down
     else:
         # One DescribeAutoScalingGroups: the capacity and the fleet.
         described = part_read(
             lambda: group_describe(autoscaling, name), errors=(*AWS_ERRORS, LookupError)
         )
-        group, fleet = Part(error=described.error), Part(error=described.error)
+        group, members = Part(error=described.error), Part(error=described.error)
         if described.data is not None:
             group = Part(data=group_of(described.data))
             instances = described.data.get("Instances", [])
-            fleet = Part(data=fleet_of(instances, work.data, "" if work.ok else work.error))
+            members = Part(data=fleet_of(instances, work.data, "" if work.ok else work.error))
         hook = part_read(lambda: drain_hook_read(autoscaling, name), errors=AWS_ERRORS)
         policies = part_read(lambda: policies_read(autoscaling, name), errors=AWS_ERRORS)
         names = [wake_alarm_name(name), *alarm_names(name).values()]
@@ -134,15 +185,20 @@ def scaling_status_get(*, asg_name: str | None = None, slots: int = DEFAULT_SLOT
         region=conf.region,
         database=database,
         publications=publications,
-        agreement=_agreement(database, publications),
+        agreement=(
+            Part(error=f"fleet {fleet.name} is measured by its SQS queue, not the database")
+            if fleet is not None and fleet.source == "sqs"
+            else _agreement(database, publications)
+        ),
         group=group,
         policies=policies,
         alarms=alarms,
         aim=aim,
         leases=leases,
-        fleet=fleet,
+        fleet=members,
         lifecycle_hook=hook,
         slots=series,
+        of_fleet=fleet,
     )
 
 

@@ -144,6 +144,7 @@ def test_body_counts_backlog_and_reports_the_last_publication(
 
     assert sorted(body) == [
         "backlog_count",
+        "fleet",
         "last_publication",
         "measured_at",
         "oldest_waiting_seconds",
@@ -151,6 +152,7 @@ def test_body_counts_backlog_and_reports_the_last_publication(
         "uploaded",
     ]
     assert (body["backlog_count"], body["uploaded"], body["processing"]) == (6, 4, 2)
+    assert body["fleet"] == "video"
     assert 599 <= body["oldest_waiting_seconds"] <= 660
     last = body["last_publication"]
     assert (last["value"], last["source"], last["status"]) == (7, "sqs", "published")
