@@ -78,6 +78,10 @@ class Stack:
                 start_new_session=True,
             )
 
+    def fleets_set(self, fleets: list[dict[str, Any]]) -> None:
+        """SCALING_FLEETS, as JSON in the environment, for the processes started after this."""
+        self.env["SCALING_FLEETS"] = json.dumps(fleets)
+
     def worker_start(self, name: str = "worker") -> None:
         self._spawn(name, worker_argv(name))
 
@@ -241,14 +245,21 @@ def redis_databases_held(
 
 
 def datapoints(
-    aws: dict[str, str], *, since: datetime, metric: str = "BacklogCount", period: int = 10
+    aws: dict[str, str],
+    *,
+    since: datetime,
+    metric: str = "BacklogCount",
+    period: int = 10,
+    namespace: str = "Academy/VideoProcessing",
+    dimensions: list[Any] | None = None,
 ) -> list[tuple[datetime, float, float]]:
-    """(timestamp, maximum, sample count) for every period that has data, oldest first."""
+    """(timestamp, maximum, sample count) for every period that has data, oldest first
+    (the video fleet's metric unless ``namespace`` and ``dimensions`` name another)."""
     cloudwatch = boto3.client("cloudwatch", region_name=aws["region"], endpoint_url=aws["endpoint"])
     response = cloudwatch.get_metric_statistics(
-        Namespace="Academy/VideoProcessing",
+        Namespace=namespace,
         MetricName=metric,
-        Dimensions=DIMENSIONS,
+        Dimensions=DIMENSIONS if dimensions is None else dimensions,
         StartTime=since - timedelta(seconds=period),
         EndTime=datetime.now(UTC) + timedelta(minutes=1),
         Period=period,
