@@ -3,6 +3,12 @@
 The chart covers the window a person picks with ``?window=15m|1h|6h|24h`` (links
 above it; default the last hour). ``window`` is kept in the list's own links
 (filters, sorting, pages) and is never taken for a filter.
+
+One fleet at a time (scaling.fleets): ``?fleet=NAME`` is the list's "By fleet"
+filter and drives the chart, the group's instances and the policy line above it
+(links above the chart, like the window's). Without it the list shows every
+fleet's rows and the rest the default fleet; an unknown name is one line on the
+page, and the default fleet is shown.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
@@ -25,10 +32,43 @@ from scaling.audit.charts import (
 )
 from scaling.audit.fleet import Fleet, fleet_page_get
 from scaling.audit.installed_policy import PolicyOnGroup, installed_policy_get
+from scaling.fleets import Fleet as FleetConfig
+from scaling.fleets import UnknownFleet, fleet_get, fleet_names
 from scaling.models import MetricPublication
 from scaling.selectors import publications_recent
 
 WINDOW_PARAM = "window"
+FLEET_PARAM = "fleet"
+
+
+def chart_fleet_parse(asked: str | None) -> tuple[FleetConfig, str]:
+    """The fleet asked for (none: the default fleet), or the default and one line that
+    says why the value was not used."""
+    if asked is None or not asked.strip():
+        return fleet_get(None), ""
+    try:
+        return fleet_get(asked.strip()[:40]), ""
+    except UnknownFleet as exc:
+        default = fleet_get(None)
+        return default, f"{exc} Showing fleet {default.name}."
+
+
+class FleetFilter(admin.SimpleListFilter):
+    """By fleet: the configured fleets; the choice also drives the chart above the list."""
+
+    title = "fleet"
+    parameter_name = FLEET_PARAM
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in fleet_names()]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[MetricPublication]
+    ) -> QuerySet[MetricPublication]:
+        if self.value() is None:
+            return queryset
+        # An unknown name shows the default fleet, as the chart does (and says why).
+        return queryset.filter(fleet=chart_fleet_parse(self.value())[0].name)
 
 
 def chart_limit(window: ChartWindow) -> int:
@@ -59,6 +99,7 @@ class MetricPublicationAdmin(_ModelAdmin):
 
     list_display = (
         "slot_start",
+        "fleet",
         "status",
         "value",
         "source",
@@ -68,13 +109,13 @@ class MetricPublicationAdmin(_ModelAdmin):
         "spooled",
         "asg_name",
     )
-    list_filter = ("source", "status", "spooled")
+    list_filter = (FleetFilter, "source", "status", "spooled")
     date_hierarchy = "slot_start"
-    search_fields = ("error", "asg_name")
+    search_fields = ("error", "asg_name", "fleet")
     ordering = ("-slot_start",)
     change_list_template = "admin/scaling/metricpublication/change_list.html"
     fieldsets = (
-        ("Slot", {"fields": ("slot_start", "interval_seconds", "asg_name")}),
+        ("Slot", {"fields": ("slot_start", "interval_seconds", "fleet", "asg_name")}),
         ("Outcome", {"fields": ("status", "value", "source", "error")}),
         (
             "Measurement",
@@ -96,6 +137,7 @@ class MetricPublicationAdmin(_ModelAdmin):
     readonly_fields = (
         "slot_start",
         "interval_seconds",
+        "fleet",
         "asg_name",
         "status",
         "value",
@@ -132,6 +174,7 @@ class MetricPublicationAdmin(_ModelAdmin):
     ) -> HttpResponse:
         # A bad value is no reason to lose the page: the default window and one line.
         window, window_error = chart_window_parse(request.GET.get(WINDOW_PARAM))
+        fleet_config, fleet_config_error = chart_fleet_parse(request.GET.get(FLEET_PARAM))
         end = timezone.now()
         start = end - window.span
         slots = [
@@ -146,11 +189,15 @@ class MetricPublicationAdmin(_ModelAdmin):
                 busy=p.busy_instances,
                 protected=p.protected_instances,
             )
-            for p in publications_recent(since=start, limit=chart_limit(window))
+            for p in publications_recent(
+                since=start, limit=chart_limit(window), fleet=fleet_config.name
+            )
         ]
         # The markup is built by our own code from numbers and escaped labels.
-        chart = mark_safe(publication_chart_svg(slots=slots, start=start, end=end))  # noqa: S308
-        policy = installed_policy_get()
+        chart = mark_safe(  # noqa: S308
+            publication_chart_svg(slots=slots, start=start, end=end, fleet=fleet_config.name)
+        )
+        policy = installed_policy_get(asg_name=fleet_config.asg_name)
         if isinstance(policy, PolicyOnGroup):
             latest = next((p for p in slots if p.value is not None), None)
             policy_line = (
@@ -164,13 +211,24 @@ class MetricPublicationAdmin(_ModelAdmin):
                 )
         else:
             policy_line = policy
-        fleet = fleet_page_get()
+        fleet = fleet_page_get(asg_name=fleet_config.asg_name, leases=fleet_config.leases)
+        names = fleet_names()
         context = {
             **(extra_context or {}),
             "publication_chart": chart,
             "chart_window": window,
             "chart_window_error": window_error,
-            "chart_windows": [(w, _query_with(request, w.key), w == window) for w in CHART_WINDOWS],
+            "chart_windows": [
+                (w, _query_with(request, WINDOW_PARAM, w.key), w == window) for w in CHART_WINDOWS
+            ],
+            "chart_fleet": fleet_config,
+            "chart_fleet_error": fleet_config_error,
+            # Links only when there is a choice: one fleet's page stays as it was.
+            "chart_fleets": [
+                (n, _query_with(request, FLEET_PARAM, n), n == fleet_config.name) for n in names
+            ]
+            if len(names) > 1
+            else [],
             "policy_line": policy_line,
             # The group's instances (a short AWS read, cached) with their videos; or why not.
             "fleet": fleet if isinstance(fleet, Fleet) else None,
@@ -181,21 +239,30 @@ class MetricPublicationAdmin(_ModelAdmin):
     def get_list_display(
         self, request: HttpRequest
     ) -> list[str | Callable[[MetricPublication], str | bool]]:
-        policy = installed_policy_get()
+        chosen = chart_fleet_parse(request.GET.get(FLEET_PARAM))[0]
+        policy = installed_policy_get(asg_name=chosen.asg_name)
         columns: list[str | Callable[[MetricPublication], str | bool]] = list(self.list_display)
         if not isinstance(policy, PolicyOnGroup):
             return columns
+        groups = {name: chart_fleet_parse(name)[0].asg_name for name in fleet_names()}
 
         @admin.display(description="policy aims for")
         def aims_for(obj: MetricPublication) -> str:
-            return "-" if obj.value is None else f"{policy.aim(obj.value)} instances"
+            # Each row by its own fleet's policy (a read cached a minute per group).
+            own = policy if obj.fleet == chosen.name else None
+            if own is None and obj.fleet in groups:
+                found = installed_policy_get(asg_name=groups[obj.fleet])
+                own = found if isinstance(found, PolicyOnGroup) else None
+            if own is None or obj.value is None:
+                return "-"
+            return f"{own.aim(obj.value)} instances"
 
         columns.insert(columns.index("source") + 1, aims_for)
         return columns
 
 
-def _query_with(request: HttpRequest, window: str) -> str:
-    """This page's query string with ``window`` set: filters and sorting stay as they are."""
+def _query_with(request: HttpRequest, param: str, value: str) -> str:
+    """This page's query string with ``param`` set: filters and sorting stay as they are."""
     query = request.GET.copy()
-    query[WINDOW_PARAM] = window
+    query[param] = value
     return "?" + query.urlencode()

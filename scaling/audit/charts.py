@@ -152,8 +152,10 @@ def publication_chart_svg(
     end: datetime,
     width: int = WIDTH,
     height: int = HEIGHT,
+    fleet: str = "",
 ) -> str:
-    """SVG markup for ``slots`` between ``start`` and ``end`` (slots outside are left out)."""
+    """SVG markup for ``slots`` between ``start`` and ``end`` (slots outside are left out);
+    ``fleet``: whose slots they are (``data-fleet``, and named in the title)."""
     span = max((end - start).total_seconds(), 1.0)
     plot_w, plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
     shown = sorted((s for s in slots if start <= s.slot_start <= end), key=lambda s: s.slot_start)
@@ -169,8 +171,10 @@ def publication_chart_svg(
 
     failed = sum(1 for s in shown if s.failed)
     from_sqs = sum(1 for s in shown if not s.failed and s.source == PublicationSource.SQS)
+    whose = f"Fleet {fleet}: p" if fleet else "P"
+    fleet_attr = f'data-fleet="{escape(fleet)}" ' if fleet else ""
     summary = (
-        f"Published BacklogCount and the group's instances from {start:%Y-%m-%d %H:%M} to "
+        f"{whose}ublished BacklogCount and the group's instances from {start:%Y-%m-%d %H:%M} to "
         f"{end:%Y-%m-%d %H:%M} UTC: {len(shown)} slots, {from_sqs} from SQS, {failed} failed"
     )
     parts = [
@@ -178,7 +182,7 @@ def publication_chart_svg(
         f'class="publication-chart" viewBox="0 0 {width} {height}" width="100%" '
         f'role="img" aria-labelledby="publication-chart-title" '
         f'data-slots="{len(shown)}" data-failed="{failed}" data-sqs="{from_sqs}" '
-        f'data-start="{start.isoformat()}" data-end="{end.isoformat()}" '
+        f'data-start="{start.isoformat()}" data-end="{end.isoformat()}" {fleet_attr}'
         f'style="max-width:{width}px;background:#fff;font:11px sans-serif">',
         f'<title id="publication-chart-title">{escape(summary)}</title>',
     ]

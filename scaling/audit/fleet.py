@@ -144,16 +144,19 @@ def _instances_cached(asg_name: str) -> list[dict[str, Any]] | str:
     return result
 
 
-def fleet_page_get(*, asg_name: str | None = None) -> Fleet | str:
+def fleet_page_get(*, asg_name: str | None = None, leases: bool = True) -> Fleet | str:
     """For pages: the fleet, or the one line that says why it is unknown.
 
     One short AWS attempt (``for_page``), remembered for FLEET_CACHE_SECONDS;
-    the videos are read from the database every time.
+    the videos are read from the database every time (``leases`` False: a fleet
+    whose workers hold none, so no video is theirs and none is read).
     """
     name = asg_name or scaling_settings().asg_name
     instances = _instances_cached(name)
     if isinstance(instances, str):
         return f"fleet unknown ({instances})"
+    if not leases:
+        return fleet_of(instances, [])
     try:
         work: list[WorkInProgress] | None = fleet_work_read()
         error = ""
