@@ -47,7 +47,7 @@ class Current:
     hook: dict[str, Any] | None = None
 
 
-def _dashboard_read(cloudwatch: Any, name: str) -> dict[str, Any] | None:
+def dashboard_read(cloudwatch: Any, name: str) -> dict[str, Any] | None:
     def read() -> dict[str, Any] | None:
         try:
             body = cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"]
@@ -93,7 +93,7 @@ def current_read(*, asg_name: str, region: str, autoscaling: Any, cloudwatch: An
         policies=policies,
         alarm=alarms.pop(wake_name, None),
         alarms=alarms,
-        dashboard=_dashboard_read(cloudwatch, dashboard_name(asg_name)),
+        dashboard=dashboard_read(cloudwatch, dashboard_name(asg_name)),
         hook=_hook_read(autoscaling, asg_name),
     )
 

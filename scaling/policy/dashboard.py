@@ -4,12 +4,18 @@ Every metric on it is either one the publisher writes, with the spec's
 dimensions exactly, or an ``AWS/AutoScaling`` group metric this command
 collects (its one dimension, the group's name). CloudWatch renders it; the
 widgets are listed in docs/scaling-policy.md.
+
+One fleet (no --all, --fleet, or --all with one fleet configured): the group's
+own dashboard, ``<group>-scaling``. ``--all`` with several fleets: one dashboard,
+``academy-fleets-scaling``, with a row per fleet (a heading, then that fleet's
+widgets on its own metric, dimensions and group).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from scaling.metric_spec import MetricSpec
@@ -25,6 +31,9 @@ from scaling.policy.requests import (
 _WIDTH, _HEIGHT = 12, 6
 _NAME_LIMIT = 255
 _SUFFIX = "-scaling"
+FLEETS_DASHBOARD_NAME = "academy-fleets-scaling"
+_HEADING_HEIGHT = 1
+_ROWS_PER_FLEET = 4  # seven widgets, two a row
 
 
 def dashboard_name(asg_name: str) -> str:
@@ -49,11 +58,11 @@ def _group(asg_name: str, name: str, options: dict[str, Any]) -> list[Any]:
     return ["AWS/AutoScaling", name, "AutoScalingGroupName", asg_name, options]
 
 
-def _widget(index: int, kind: str, properties: dict[str, Any]) -> dict[str, Any]:
+def _widget(index: int, kind: str, properties: dict[str, Any], top: int = 0) -> dict[str, Any]:
     return {
         "type": kind,
         "x": (index % 2) * _WIDTH,
-        "y": (index // 2) * _HEIGHT,
+        "y": top + (index // 2) * _HEIGHT,
         "width": _WIDTH,
         "height": _HEIGHT,
         "properties": properties,
@@ -71,9 +80,10 @@ def _graph(region: str, title: str, metrics: list[list[Any]], **extra: Any) -> d
     }
 
 
-def dashboard_body_build(
-    *, spec: MetricSpec, options: PolicyOptions, region: str, group_arn: str
-) -> dict[str, Any]:
+def _fleet_widgets(
+    *, spec: MetricSpec, options: PolicyOptions, region: str, group_arn: str, top: int = 0
+) -> list[dict[str, Any]]:
+    """One fleet's seven widgets, placed from row ``top`` down."""
     asg = options.asg_name
     period = spec.period_seconds
     target_line = {"label": f"target {options.target_value:g}", "value": options.target_value}
@@ -152,13 +162,75 @@ def dashboard_body_build(
         {"title": "Scaling alarms", "alarms": alarm_arns, "sortBy": "stateUpdatedTimestamp"},
     ]
     kinds = ["metric"] * 6 + ["alarm"]
+    return [
+        _widget(i, kind, w, top) for i, (kind, w) in enumerate(zip(kinds, widgets, strict=True))
+    ]
+
+
+def dashboard_body_build(
+    *, spec: MetricSpec, options: PolicyOptions, region: str, group_arn: str
+) -> dict[str, Any]:
     return {
         "start": "-PT6H",
         "periodOverride": "inherit",
-        "widgets": [
-            _widget(i, kind, w) for i, (kind, w) in enumerate(zip(kinds, widgets, strict=True))
-        ],
+        "widgets": _fleet_widgets(spec=spec, options=options, region=region, group_arn=group_arn),
     }
+
+
+@dataclass(frozen=True)
+class DashboardRow:
+    """One fleet's row on the fleets dashboard."""
+
+    fleet: str
+    spec: MetricSpec
+    options: PolicyOptions
+    group_arn: str
+
+
+def fleets_dashboard_body_build(*, rows: list[DashboardRow], region: str) -> dict[str, Any]:
+    """One dashboard, a row per fleet: a heading, then the fleet's own seven widgets."""
+    widgets: list[dict[str, Any]] = []
+    band = _HEADING_HEIGHT + _ROWS_PER_FLEET * _HEIGHT
+    for index, row in enumerate(rows):
+        top = index * band
+        heading = (
+            f"## Fleet {row.fleet}: group {row.options.asg_name}, metric "
+            f"{row.spec.namespace} {row.spec.metric_name} "
+            + ", ".join(f"{name}={value}" for name, value in row.spec.dimensions)
+        )
+        widgets.append(
+            {
+                "type": "text",
+                "x": 0,
+                "y": top,
+                "width": 2 * _WIDTH,
+                "height": _HEADING_HEIGHT,
+                "properties": {"markdown": heading},
+            }
+        )
+        for widget in _fleet_widgets(
+            spec=row.spec,
+            options=row.options,
+            region=region,
+            group_arn=row.group_arn,
+            top=top + _HEADING_HEIGHT,
+        ):
+            properties = widget["properties"]
+            properties["title"] = f"{row.fleet}: {properties['title']}"
+            widgets.append(widget)
+    return {"start": "-PT6H", "periodOverride": "inherit", "widgets": widgets}
+
+
+def fleets_dashboard_request_build(*, rows: list[DashboardRow], region: str) -> ApiRequest:
+    body = fleets_dashboard_body_build(rows=rows, region=region)
+    return ApiRequest(
+        "cloudwatch",
+        "PutDashboard",
+        {
+            "DashboardName": FLEETS_DASHBOARD_NAME,
+            "DashboardBody": json.dumps(body, separators=(",", ":")),
+        },
+    )
 
 
 def dashboard_request_build(
@@ -175,7 +247,7 @@ def dashboard_request_build(
     )
 
 
-def dashboard_delete_request_build(*, asg_name: str) -> ApiRequest:
-    return ApiRequest(
-        "cloudwatch", "DeleteDashboards", {"DashboardNames": [dashboard_name(asg_name)]}
-    )
+def dashboard_delete_request_build(*, asg_name: str | None = None) -> ApiRequest:
+    """Delete the group's dashboard (None: the fleets dashboard)."""
+    name = FLEETS_DASHBOARD_NAME if asg_name is None else dashboard_name(asg_name)
+    return ApiRequest("cloudwatch", "DeleteDashboards", {"DashboardNames": [name]})

@@ -32,7 +32,8 @@ from botocore.parsers import ResponseParserError
 
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
-from scaling.metric_spec import metric_spec_get
+from scaling.fleets import Fleet
+from scaling.metric_spec import MetricSpec, metric_spec_get
 from scaling.policy.alarms import alarm_names, alarm_requests_build, alarms_delete_request_build
 from scaling.policy.current import (
     aws_call,
@@ -102,6 +103,10 @@ class PolicyRun:
     items: list[ItemResult] = field(default_factory=list)
     requests: list[ApiRequest] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Set by --fleet / --all (scaling.policy.fleet_runs): the fleet, its metric and group.
+    fleet: str | None = None
+    spec: MetricSpec | None = None
+    group_arn: str = ""
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -113,6 +118,8 @@ class PolicyRun:
             "requests": [request.as_json() for request in self.requests],
             "warnings": self.warnings,
         }
+        if self.fleet is not None:
+            data["fleet"] = self.fleet
         if self.options is not None:
             data.update(
                 mode=self.options.mode,
@@ -131,9 +138,16 @@ def _send(client: Any, request: ApiRequest) -> Any:
     return aws_call(request.operation, lambda: method(**request.params))
 
 
-def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
-    """Install (or align) everything this command owns on the group; idempotent."""
-    spec = metric_spec_get(asg_name=options.asg_name)
+def policy_install(
+    *, options: PolicyOptions, dry_run: bool, fleet: Fleet | None = None, dashboard: bool = True
+) -> PolicyRun:
+    """Install (or align) everything this command owns on the group; idempotent.
+
+    ``fleet`` (--fleet, --all): that fleet's metric, and its drain hook only where its
+    workers hold leases; None: the settings' own metric, as before fleets. ``dashboard``
+    False leaves the dashboard to the caller (--all: one dashboard for every fleet).
+    """
+    spec = metric_spec_get(conf=fleet.conf() if fleet else None, asg_name=options.asg_name)
     region = scaling_settings().region
     autoscaling = autoscaling_client(role="installer")
     cloudwatch = cloudwatch_client(for_command=True, role="installer")
@@ -141,7 +155,14 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
         asg_name=options.asg_name, region=region, autoscaling=autoscaling, cloudwatch=cloudwatch
     )
     run = PolicyRun(
-        asg_name=options.asg_name, region=region, dry_run=dry_run, uninstall=False, options=options
+        asg_name=options.asg_name,
+        region=region,
+        dry_run=dry_run,
+        uninstall=False,
+        options=options,
+        fleet=fleet.name if fleet else None,
+        spec=spec,
+        group_arn=current.group["AutoScalingGroupARN"],
     )
     if options.mode == "total":
         run.warnings.append(TOTAL_MODE_WARNING)
@@ -179,7 +200,7 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
     ):
         name = request.params["PolicyName"]
         existing = current.policies.get(name)
-        item = _item_for(kind, name, request, existing)
+        item = item_for(kind, name, request, existing)
         if item.action != "unchanged":
             response = perform(request)
             if name == WAKE_POLICY_NAME and response is not None:
@@ -201,7 +222,7 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
     alarm_request = wake_alarm_request_build(
         spec=spec, options=options, wake_policy_arn=wake_arn or wake_policy_arn_placeholder()
     )
-    alarm_item = _item_for(
+    alarm_item = item_for(
         "wake-alarm", alarm_request.params["AlarmName"], alarm_request, current.alarm
     )
     if alarm_item.action != "unchanged":
@@ -211,38 +232,42 @@ def policy_install(*, options: PolicyOptions, dry_run: bool) -> PolicyRun:
     # 5. The alarms that say when scaling breaks, then the dashboard that shows them.
     for kind, request in alarm_requests_build(spec=spec, options=options).items():
         name = request.params["AlarmName"]
-        item = _item_for(f"{kind}-alarm", name, request, current.alarms.get(name))
+        item = item_for(f"{kind}-alarm", name, request, current.alarms.get(name))
         if item.action != "unchanged":
             perform(request)
         run.items.append(item)
-    dashboard = dashboard_request_build(
-        spec=spec,
-        options=options,
-        region=region,
-        group_arn=current.group["AutoScalingGroupARN"],
-    )
-    body = json.loads(dashboard.params["DashboardBody"])
-    item = _item_for("dashboard", dashboard.params["DashboardName"], None, current.dashboard, body)
-    if item.action != "unchanged":
-        perform(dashboard)
-    run.items.append(item)
+    if dashboard:
+        board = dashboard_request_build(
+            spec=spec, options=options, region=region, group_arn=run.group_arn
+        )
+        body = json.loads(board.params["DashboardBody"])
+        item = item_for("dashboard", board.params["DashboardName"], None, current.dashboard, body)
+        if item.action != "unchanged":
+            perform(board)
+        run.items.append(item)
 
     # 6. The termination lifecycle hook: a busy instance drains before it goes. Without
     # leases no instance is ever busy, so the hook would only slow every termination.
-    if lease_hooks() is None:
+    if fleet is None and lease_hooks() is None:
         run.warnings.append(f"Lifecycle hook not installed: drain is {LEASES_OFF}.")
+        return run
+    if fleet is not None and not fleet.leases:
+        run.warnings.append(
+            f"Lifecycle hook not installed: fleet {fleet.name}'s workers hold no leases "
+            f"(source {fleet.source}), so there is nothing to drain."
+        )
         return run
     hook = hook_request_build(
         asg_name=options.asg_name, drain_timeout_seconds=options.drain_timeout_seconds
     )
-    item = _item_for("lifecycle-hook", hook.params["LifecycleHookName"], hook, current.hook)
+    item = item_for("lifecycle-hook", hook.params["LifecycleHookName"], hook, current.hook)
     if item.action != "unchanged":
         perform(hook)
     run.items.append(item)
     return run
 
 
-def _item_for(
+def item_for(
     kind: str,
     name: str,
     request: ApiRequest | None,
@@ -265,15 +290,18 @@ def _not_implemented(exc: PolicyError) -> bool:
     return False
 
 
-def policy_uninstall(*, asg_name: str, dry_run: bool) -> PolicyRun:
-    """Remove what policy_install installed, and only that."""
+def policy_uninstall(*, asg_name: str, dry_run: bool, fleet: str | None = None) -> PolicyRun:
+    """Remove what policy_install installed on the group, and only that (``fleet``: the
+    fleet it belongs to, for --fleet / --all)."""
     region = scaling_settings().region
     autoscaling = autoscaling_client(role="installer")
     cloudwatch = cloudwatch_client(for_command=True, role="installer")
     current = current_read(
         asg_name=asg_name, region=region, autoscaling=autoscaling, cloudwatch=cloudwatch
     )
-    run = PolicyRun(asg_name=asg_name, region=region, dry_run=dry_run, uninstall=True, options=None)
+    run = PolicyRun(
+        asg_name=asg_name, region=region, dry_run=dry_run, uninstall=True, options=None, fleet=fleet
+    )
 
     def perform(request: ApiRequest) -> None:
         run.requests.append(request)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from scaling.conf import scaling_settings
+from scaling.fleets import FleetPolicy
 
 # MODES and Mode are the aim's; the installer and the simulator take them from here.
 from scaling.policy.aim import MODES, Mode
@@ -140,10 +141,33 @@ def policy_options_parse(
     alarm_wait: str | None = None,
     alarm_topic: str | None = None,
     drain_timeout: str | None = None,
+    fleet_policy: FleetPolicy | None = None,
+    fleet_name: str = "",
 ) -> PolicyOptions:
-    """Turn the command's raw flags into options, or raise PolicyError with one sentence."""
+    """Turn the command's raw flags into options, or raise PolicyError with one sentence.
+
+    ``fleet_policy`` (a fleet's policy defaults, ``SCALING_FLEETS``) fills in the target
+    (``target_value``, or ``acceptable_wait`` with ``processing_time``) and the warmup
+    when no flag gives them.
+    """
     name = asg_name_parse(asg_name)
     chosen_mode = _mode_parse(mode)
+    fleet_source = ""
+    if fleet_policy is not None and target_value is None and acceptable_wait is None:
+        if processing_time is None and fleet_policy.target_value is not None:
+            target_value = f"{fleet_policy.target_value!r}"
+            fleet_source = f" from fleet {fleet_name}'s policy"
+        elif processing_time is None and fleet_policy.acceptable_wait is not None:
+            if chosen_mode == "total":
+                raise PolicyError(
+                    f"Fleet {fleet_name}'s policy derives its target from acceptable_wait / "
+                    "processing_time (per instance); --mode total takes --target-value."
+                )
+            acceptable_wait = f"{fleet_policy.acceptable_wait!r}"
+            processing_time = f"{fleet_policy.processing_time!r}"
+            fleet_source = f" (fleet {fleet_name}'s policy)"
+    if fleet_policy is not None and warmup is None and fleet_policy.warmup is not None:
+        warmup = str(fleet_policy.warmup)
     derived = acceptable_wait is not None or processing_time is not None
     if derived and target_value is not None:
         raise PolicyError(
@@ -175,11 +199,11 @@ def policy_options_parse(
             )
         derivation = (
             f"target {_fmt(value)} = acceptable wait {_fmt(wait)} s / processing time "
-            f"{_fmt(each)} s per video (videos waiting per in-service instance)"
+            f"{_fmt(each)} s per video (videos waiting per in-service instance){fleet_source}"
         )
     elif target_value is not None:
         value = _number("--target-value", target_value)
-        derivation = f"target {_fmt(value)} from --target-value"
+        derivation = f"target {_fmt(value)}{fleet_source or ' from --target-value'}"
     else:
         value = DEFAULT_TARGET_VALUE
         derivation = f"target {_fmt(value)} (default)"

@@ -2,12 +2,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
 from scaling.management.base import OneLineErrorCommand
+from scaling.policy.fleet_runs import (
+    OPTION_FLAGS,
+    FleetUsageError,
+    fleets_command,
+    fleets_run_lines,
+    uninstall_flags_check,
+)
 from scaling.policy.install import policy_install, policy_uninstall
 from scaling.policy.options import (
     MAX_WARMUP_SECONDS,
@@ -19,10 +26,6 @@ from scaling.policy.options import (
     policy_options_parse,
 )
 from scaling.policy.report import policy_run_lines
-
-_INSTALL_ONLY = (
-    "mode target_value acceptable_wait processing_time warmup alarm_wait alarm_topic drain_timeout"
-)
 
 
 def _checked(parse: Callable[[str], object], flag: str) -> Callable[[str], str]:
@@ -51,6 +54,10 @@ class Command(OneLineErrorCommand):
         # Numbers arrive as text and are checked in scaling.policy.options, so that each bad
         # value gets its own sentence.
         parser.add_argument("--asg-name", help="The Auto Scaling group [SCALING_ASG_NAME].")
+        parser.add_argument("--fleet", help="One fleet of SCALING_FLEETS, on its own group.")
+        parser.add_argument(
+            "--all", action="store_true", help="Every fleet, in order; one dashboard for all."
+        )
         parser.add_argument(
             "--mode",
             help="per-instance (default): backlog / in-service instances; "
@@ -97,40 +104,42 @@ class Command(OneLineErrorCommand):
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["fleet"] is not None or options["all"]:
+            self._fleets(options)
+            return
         try:
             if options["uninstall"]:
-                given = [
-                    f"--{k.replace('_', '-')}"
-                    for k in _INSTALL_ONLY.split()
-                    if options[k] is not None
-                ]
-                if given:
-                    raise PolicyError(
-                        f"--uninstall takes no {', '.join(given)}: it removes what was installed."
-                    )
+                uninstall_flags_check(options)
                 run = policy_uninstall(
                     asg_name=asg_name_parse(options["asg_name"]), dry_run=options["dry_run"]
                 )
             else:
+                flags = {name: options[name] for name in OPTION_FLAGS}
                 run = policy_install(
-                    options=policy_options_parse(
-                        asg_name=options["asg_name"],
-                        mode=options["mode"],
-                        target_value=options["target_value"],
-                        acceptable_wait=options["acceptable_wait"],
-                        processing_time=options["processing_time"],
-                        warmup=options["warmup"],
-                        alarm_wait=options["alarm_wait"],
-                        alarm_topic=options["alarm_topic"],
-                        drain_timeout=options["drain_timeout"],
-                    ),
+                    options=policy_options_parse(asg_name=options["asg_name"], **flags),
                     dry_run=options["dry_run"],
                 )
         except PolicyError as exc:
             raise CommandError(str(exc)) from exc
+        self._out(options, run.as_json(), policy_run_lines(run))
+
+    def _fleets(self, options: dict[str, Any]) -> None:
+        """--fleet NAME or --all: each fleet on its own group (scaling.policy.fleet_runs)."""
+        try:
+            run = fleets_command(options)
+        except FleetUsageError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        except PolicyError as exc:
+            raise CommandError(str(exc)) from exc
+        self._out(options, run.as_json(), fleets_run_lines(run))
+        failure = run.failure()
+        if failure:
+            raise CommandError(failure)
+
+    def _out(self, options: dict[str, Any], data: Any, lines: Sequence[tuple[str, str]]) -> None:
         if options["json"]:
-            self.stdout.write(json.dumps(run.as_json(), sort_keys=True))
+            self.stdout.write(json.dumps(data, sort_keys=True))
             return
         styles = {"warning": self.style.WARNING, "success": self.style.SUCCESS}
-        for line, style in policy_run_lines(run):
+        for line, style in lines:
             self.stdout.write(styles[style](line) if style else line)
