@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from scaling.conf import ALLOWED_INTERVALS
+from scaling.fleets import fleet_get
 from scaling.metric_spec import metric_spec_get
-from scaling.policy.options import DEFAULT_TARGET_VALUE, MODES, target_from_wait
+from scaling.policy.options import (
+    DEFAULT_TARGET_VALUE,
+    DEFAULT_WARMUP_SECONDS,
+    MODES,
+    target_from_wait,
+)
 from scaling.simulation.model import Workload, recommend, simulate, target_candidates
 from scaling.simulation.policy import SimPolicy, SimulationError
 from scaling.simulation.report import install_command, plot_path_check, table
@@ -52,10 +58,44 @@ class StudyFlags:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> StudyFlags:
-        """From the command's options, whose keys are these fields' names."""
-        workload = WorkloadFlags(**{f.name: options[f.name] for f in fields(WorkloadFlags)})
-        own = {f.name: options[f.name] for f in fields(cls) if f.name != "workload"}
+        """From the command's options, whose keys are these fields' names; with ``fleet``,
+        that fleet's policy defaults fill what the flags do not say (UnknownFleet if none
+        has that name). Without: warmup DEFAULT_WARMUP_SECONDS, min 0, max 10."""
+        given = {**options, **_fleet_defaults(options)}
+        given["warmup"] = DEFAULT_WARMUP_SECONDS if given["warmup"] is None else given["warmup"]
+        given["min_size"] = 0 if given["min_size"] is None else given["min_size"]
+        given["max_size"] = 10 if given["max_size"] is None else given["max_size"]
+        names = [f.name for f in fields(WorkloadFlags)]
+        workload = WorkloadFlags(**{name: given[name] for name in names if name in given})
+        own = {f.name: given[f.name] for f in fields(cls) if f.name != "workload"}
         return cls(workload=workload, **own)
+
+
+def _fleet_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``--fleet NAME`` sets: its policy defaults where the flags say nothing, its
+    group, its source and processing time (for its history), its name."""
+    name = options.get("fleet")
+    if name is None:
+        return {}
+    fleet = fleet_get(name)
+    policy = fleet.policy
+    out: dict[str, Any] = {"fleet": fleet.name, "fleet_source": fleet.source}
+    out["fleet_processing_time"] = policy.processing_time
+    targeted = any(options[k] is not None for k in ("target_value", "processing_time"))
+    if options["recommend"]:
+        if options["acceptable_wait"] is None:
+            out["acceptable_wait"] = policy.acceptable_wait  # the p95 goal
+    elif not targeted and options["acceptable_wait"] is None:
+        out["target_value"] = policy.target_value
+        if policy.target_value is None:
+            out["acceptable_wait"] = policy.acceptable_wait
+            out["processing_time"] = policy.processing_time
+    for key in ("warmup", "min_size", "max_size"):
+        if options[key] is None:
+            out[key] = getattr(policy, key)
+    if options["asg_name"] is None:
+        out["asg_name"] = fleet.asg_name
+    return out
 
 
 @dataclass(frozen=True)

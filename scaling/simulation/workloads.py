@@ -1,7 +1,8 @@
 """The workload a simulation replays: upload times and each video's processing time.
 
 Built-in patterns (steady, spike, diurnal), a CSV of upload times, and the
-processing times of recent READY videos. The only randomness is a
+processing times of recent READY videos; or a fleet's own history (``--fleet``
+without a pattern): arrivals estimated from its audit rows. The only randomness is a
 ``random.Random`` made from the caller's seed, and it is spent here, while the
 workload is built: every policy compared on one workload sees the very same
 videos. ``processing_history_seconds`` is the one database read, kept apart.
@@ -9,6 +10,7 @@ videos. ``processing_history_seconds`` is the one database read, kept apart.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -24,6 +26,7 @@ PATTERNS: tuple[str, ...] = ("steady", "spike", "diurnal")
 HISTORY_MIN_VIDEOS = 20
 HISTORY_LIMIT = 500
 HISTORY_DAYS = 30
+FLEET_HISTORY_SECONDS = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,64 @@ def processing_history_seconds(
     return processing_history(since=since, limit=limit)
 
 
+@dataclass(frozen=True)
+class BacklogPoint:
+    """One audit row of a fleet, as the history replay reads it."""
+
+    seconds: float  # since the first row
+    backlog: int
+    # Instances that could work through it in the slot that follows: busy if recorded,
+    # else in service, else 0 (the row predates the reconciler, or the fleet has none).
+    workers: int
+
+
+def arrivals_from_backlog(points: Sequence[BacklogPoint], *, processing_mean: float) -> list[float]:
+    """Upload times that reproduce a recorded backlog, slot by slot (an estimate).
+
+    The first backlog arrives at 0 s. Between two rows, what arrived is the rise of the
+    backlog plus what the recorded workers could finish in that time at the mean
+    processing time (at most what was waiting): ``max(0, B1 - B0 + done)``, spread
+    evenly over the interval. A fleet whose rows record no workers (SQS-measured, before
+    the reconciler) gets the rises alone: a lower bound of its traffic.
+    """
+    if not points:
+        return []
+    arrivals = [0.0] * points[0].backlog
+    for before, after in itertools.pairwise(points):
+        span = after.seconds - before.seconds
+        done = min(before.backlog, int(before.workers * span / processing_mean))
+        new = max(0, after.backlog - before.backlog + done)
+        arrivals += [before.seconds + span * (i + 1) / new for i in range(new)]
+    return arrivals
+
+
+def backlog_history(
+    *, fleet: str, seconds: float, now: datetime | None = None
+) -> list[BacklogPoint]:
+    """The fleet's audit rows with a measured value in the last ``seconds``, oldest first."""
+    from django.utils import timezone
+
+    from scaling.selectors import publications_recent
+
+    since = (now or timezone.now()) - timedelta(seconds=seconds)
+    # At most one row a slot, the shortest slot being 10 s.
+    found = publications_recent(since=since, limit=int(seconds // 10) + 10, fleet=fleet)
+    rows = sorted((p for p in found if p.value is not None), key=lambda p: p.slot_start)
+    if not rows:
+        return []
+    first = rows[0].slot_start
+    return [
+        BacklogPoint(
+            seconds=(p.slot_start - first).total_seconds(),
+            backlog=int(p.value or 0),
+            workers=next(
+                (w for w in (p.busy_instances, p.in_service_instances) if w is not None), 0
+            ),
+        )
+        for p in rows
+    ]
+
+
 # --------------------------------------------------------------------------- from the flags
 
 
@@ -218,14 +279,23 @@ class WorkloadFlags:
     duration: float | None
     processing_mean: float | None
     processing_spread: float
+    # --fleet: whose history to replay without a pattern, and whose processing time to
+    # take without --processing-mean (scaling.fleets); None: the port's own history.
+    fleet: str | None = None
+    fleet_source: str = "port"
+    fleet_processing_time: float | None = None
 
 
 def workload_from_flags(
     flags: WorkloadFlags, *, rng: random.Random
 ) -> tuple[Workload, ProcessingTimes]:
     """The workload the flags describe, and where its processing times came from."""
-    arrivals, description = _arrivals(flags, rng=rng)
-    processing = _processing(flags)
+    if flags.fleet and not flags.pattern and not flags.workload_csv:
+        processing = _processing(flags)  # first: a fleet's history needs the mean
+        arrivals, description = _fleet_arrivals(flags, processing=processing)
+    else:
+        arrivals, description = _arrivals(flags, rng=rng)
+        processing = _processing(flags)
     workload = workload_build(
         arrivals=arrivals, processing=processing, rng=rng, description=description
     )
@@ -239,6 +309,13 @@ def _processing(flags: WorkloadFlags) -> ProcessingTimes:
         return ProcessingTimes(mean_seconds=mean, spread_seconds=spread)
     if spread:
         raise SimulationError("--processing-spread needs --processing-mean")
+    if flags.fleet_processing_time is not None:  # the fleet's policy.processing_time
+        return ProcessingTimes(mean_seconds=flags.fleet_processing_time)
+    if flags.fleet_source != "port":
+        raise SimulationError(
+            f"fleet {flags.fleet}'s backlog is an SQS queue, which keeps no processing "
+            "history: pass --processing-mean SECONDS (or set the fleet's policy.processing_time)"
+        )
     history = processing_history_seconds()
     if history is None:
         raise SimulationError(
@@ -251,6 +328,26 @@ def _processing(flags: WorkloadFlags) -> ProcessingTimes:
             f"(need {HISTORY_MIN_VIDEOS}) to learn processing times: pass --processing-mean SECONDS"
         )
     return ProcessingTimes.from_samples(history)
+
+
+def _fleet_arrivals(
+    flags: WorkloadFlags, *, processing: ProcessingTimes
+) -> tuple[list[float], str]:
+    seconds = FLEET_HISTORY_SECONDS if flags.duration is None else flags.duration
+    _duration_check(seconds)
+    name = str(flags.fleet)
+    points = backlog_history(fleet=name, seconds=seconds)
+    arrivals = arrivals_from_backlog(points, processing_mean=processing.mean_seconds)
+    if not arrivals:
+        raise SimulationError(
+            f"fleet {name} has no recorded backlog in the last {seconds:g} s to replay: "
+            "give a workload (--pattern or --workload-csv) or a longer --duration"
+        )
+    description = (
+        f"fleet {name}'s history: {len(points)} audit rows over the last {seconds:g} s "
+        "(arrivals estimated from the backlog)"
+    )
+    return arrivals, description
 
 
 def _arrivals(flags: WorkloadFlags, *, rng: random.Random) -> tuple[list[float], str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from scaling.fleets import UnknownFleet
 from scaling.policy.options import DEFAULT_TARGET_VALUE, DEFAULT_WARMUP_SECONDS, MODES
 from scaling.simulation.policy import SimulationError
 from scaling.simulation.report import plot_write
@@ -44,9 +45,7 @@ class Command(BaseCommand):
             metavar="FILE",
             help="Upload times, one a line: an ISO timestamp or seconds from the start.",
         )
-        work.add_argument(
-            "--rate", type=float, help="steady: uploads a minute; diurnal: the peak rate."
-        )
+        work.add_argument("--rate", type=float, help="steady: uploads/min; diurnal: the peak.")
         work.add_argument(
             "--trough-rate", type=float, default=0.0, help="diurnal: the rate at midnight [0]."
         )
@@ -54,7 +53,11 @@ class Command(BaseCommand):
         work.add_argument(
             "--duration",
             type=float,
-            help="steady/diurnal: seconds of uploads [3600 steady, 86400 diurnal].",
+            help="steady/diurnal: seconds of uploads [3600 steady, 86400 diurnal]; "
+            "--fleet alone: seconds of its history [86400].",
+        )
+        work.add_argument(
+            "--fleet", help="Replay its audit history; its policy where flags say nothing."
         )
         work.add_argument(
             "--processing-mean",
@@ -83,13 +86,10 @@ class Command(BaseCommand):
             help="Average processing time used to derive the target.",
         )
         policy.add_argument(
-            "--warmup",
-            type=int,
-            default=DEFAULT_WARMUP_SECONDS,
-            help=f"Instance warmup, s [{DEFAULT_WARMUP_SECONDS}].",
+            "--warmup", type=int, help=f"Instance warmup, s [{DEFAULT_WARMUP_SECONDS}]."
         )
-        policy.add_argument("--min-size", type=int, default=0, help="Group MinSize [0].")
-        policy.add_argument("--max-size", type=int, default=10, help="Group MaxSize [10].")
+        policy.add_argument("--min-size", type=int, help="Group MinSize [0].")
+        policy.add_argument("--max-size", type=int, help="Group MaxSize [10].")
         policy.add_argument(
             "--boot-time",
             type=int,
@@ -135,6 +135,8 @@ class Command(BaseCommand):
                 plot_write(study.plot, results=study.results, workload=study.workload)
                 if not options["json"]:
                     self.stdout.write(f"Chart written to {study.plot}.")
+        except UnknownFleet as exc:
+            raise CommandError(str(exc), returncode=2) from exc
         except SimulationError as exc:
             raise CommandError(str(exc)) from exc
 
