@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run status burst demo test test-fast lint typecheck pytest soak bench bench-query bench-leases bench-loop clean
+.PHONY: run status burst demo test test-fast lint typecheck pytest soak bench bench-query bench-leases bench-loop bench-fleets clean
 
 RUN_STAMP := $(VENV)/.installed-run
 
@@ -99,6 +99,13 @@ bench: $(STAMP)
 bench-loop: $(STAMP)
 	$(BIN)/python -m bench.loop_vs_sim --videos 30
 	$(BIN)/python -m bench.loop_vs_sim --videos 120
+
+# A tick's time and AWS calls per slot with 1, 5 and 20 fleets (SQS-measured, database-
+# measured, mixed), with and without one hung fleet (bench/fleets.py): PostgreSQL
+# (academy_bench_fleets) and moto on loopback; about a minute. Not part of `make test`.
+BENCH_FLEETS_SLOTS ?= 5
+bench-fleets: $(STAMP)
+	$(BIN)/python -m bench.fleets --slots $(BENCH_FLEETS_SLOTS)
 
 clean:
 	rm -rf $(VENV) var
