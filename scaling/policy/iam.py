@@ -189,8 +189,8 @@ def iam_document_build(
         problems = fleet_problems()
         if problems:
             raise PolicyError(
-                f"SCALING_FLEETS has a bad entry ({problems[0].message.rstrip('.')}): "
-                "fix it first (manage.py check)."
+                f"No IAM document rendered: {problems[0].message.rstrip('.')}; fix "
+                "SCALING_FLEETS first (manage.py check)."
             )
         fleets = fleets_get()
     if role == "publisher":

@@ -9,17 +9,20 @@ path so the check never depends on which other tests ran.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import re
 from collections.abc import Iterator, Mapping
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from scaling.aws import aws_call_observers
+from scaling.policy.iam import ROLES, iam_document_build, iam_document_text
 from scaling.publishing.tick import backlog_tick
 from tests.factories import videos_create
 
@@ -100,12 +103,20 @@ def iam_allows(
     return allowed
 
 
-def iam_violations(calls: list[Call], *, successful_only: bool = False) -> list[str]:
+def iam_violations(
+    calls: list[Call],
+    *,
+    successful_only: bool = False,
+    documents: Mapping[str, Any] | None = None,
+) -> list[str]:
     """The calls a role's document would deny.
 
     ``successful_only`` leaves out calls the endpoint answered with an error (a test
     pointing the app at a queue that does not exist): IAM denying them changes nothing.
+    ``documents`` (role -> document) replaces deploy/iam/<role>.json for those roles:
+    the documents rendered for other fleets (scaling.policy.iam).
     """
+    documents = documents or {}
     problems: list[str] = []
     for role, service, operation, params, status in calls:
         if role in ROLES_DOCUMENTED_ELSEWHERE:
@@ -113,10 +124,10 @@ def iam_violations(calls: list[Call], *, successful_only: bool = False) -> list[
         if successful_only and not 200 <= status < 300:
             continue
         action = f"{service}:{operation}"
-        if not (IAM_DIR / f"{role}.json").exists():
+        if role not in documents and not (IAM_DIR / f"{role}.json").exists():
             problems.append(f"{action} by role {role}: no deploy/iam/{role}.json")
             continue
-        document = iam_document_load(role)
+        document = documents[role] if role in documents else iam_document_load(role)
         context = call_context(service, operation, params)
         for resource in call_resources(service, operation, params):
             if not iam_allows(document, action=action, resource=resource, context=context):
@@ -125,6 +136,33 @@ def iam_violations(calls: list[Call], *, successful_only: bool = False) -> list[
                     f"not allowed by deploy/iam/{role}.json"
                 )
     return sorted(set(problems))
+
+
+def fleet_documents() -> dict[str, Any]:
+    """Each role's document rendered for the fleets configured now, in moto's account."""
+    return {role: iam_document_build(role, region=REGION, account=MOTO_ACCOUNT) for role in ROLES}
+
+
+@contextlib.contextmanager
+def calls_held_to_the_configured_fleets() -> Iterator[list[Call]]:
+    """The AWS calls made inside, held to the documents rendered for the fleets
+    configured at the end of the block (scaling.policy.iam) rather than to
+    deploy/iam/, which is for the default fleet alone: a test that configures other
+    fleets uses this, and its calls are kept from the session's check (conftest)."""
+    calls: list[Call] = []
+
+    def observe(
+        role: str, service: str, operation: str, params: Mapping[str, Any], status: int
+    ) -> None:
+        calls.append((role, service, operation, dict(params), status))
+
+    others = list(aws_call_observers)
+    aws_call_observers[:] = [observe]
+    try:
+        yield calls
+    finally:
+        aws_call_observers[:] = others
+    assert iam_violations(calls, successful_only=True, documents=fleet_documents()) == []
 
 
 @pytest.fixture
@@ -374,3 +412,139 @@ def test_a_call_outside_the_document_is_reported() -> None:
         re.search(r"SetDesiredCapacity .* not allowed by deploy/iam/installer", p) for p in problems
     )
     assert any("no deploy/iam/nobody.json" in p for p in problems)
+
+
+# The documents rendered for the configured fleets (scaling.policy.iam) --------------
+
+DOCUMENTED_JOB_QUEUE = f"https://sqs.{REGION}.amazonaws.com/{MOTO_ACCOUNT}/academy-video-jobs"
+AI_FLEET = {
+    "name": "ai",
+    "asg_name": "academy-ai-worker-asg",
+    "source": "sqs",
+    "queue_url": f"https://sqs.{REGION}.amazonaws.com/{MOTO_ACCOUNT}/ai-jobs",
+    "namespace": "Academy/Workers",
+    "dimensions": {"WorkerType": "AI"},
+}
+TWO_FLEETS = [
+    {"name": "video", "asg_name": "academy-video-worker-asg", "source": "port"},
+    AI_FLEET,
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_static_document_is_the_one_rendered_for_the_default_fleet(
+    role: str, settings: Any
+) -> None:
+    """deploy/iam/ cannot drift from the renderer: with no SCALING_FLEETS (and the
+    documented job queue) `manage.py scaling_iam_policy --role R` prints the file."""
+    settings.SCALING_FLEETS = None
+    settings.SCALING_SQS_QUEUE_URL = DOCUMENTED_JOB_QUEUE
+    out = StringIO()
+
+    call_command("scaling_iam_policy", "--role", role, stdout=out)
+
+    assert out.getvalue() == (IAM_DIR / f"{role}.json").read_text(encoding="utf-8")
+    assert iam_document_text(iam_document_build(role)) == out.getvalue()
+
+
+def test_a_second_fleets_namespace_is_refused_by_the_default_document_and_allowed_when_rendered(
+    settings: Any,
+) -> None:
+    from scaling.fleets import fleets_namespaces
+
+    settings.SCALING_FLEETS = TWO_FLEETS
+    rendered = fleet_documents()["publisher"]
+    [statement] = [s for s in rendered["Statement"] if s["Action"] == "cloudwatch:PutMetricData"]
+
+    assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"] == fleets_namespaces()
+    assert fleets_namespaces() == ["Academy/VideoProcessing", "Academy/Workers"]
+    for namespace, by_default in (("Academy/VideoProcessing", True), ("Academy/Workers", False)):
+        context = {"cloudwatch:namespace": namespace}
+        action = "cloudwatch:PutMetricData"
+        assert (
+            iam_allows(iam_document_load("publisher"), action=action, resource="*", context=context)
+            is by_default
+        )
+        assert iam_allows(rendered, action=action, resource="*", context=context)
+    assert not iam_allows(
+        rendered,
+        action="cloudwatch:PutMetricData",
+        resource="*",
+        context={"cloudwatch:namespace": "Academy/Messaging"},
+    )
+
+
+def test_the_rendered_documents_cover_each_fleets_group_and_nothing_else(settings: Any) -> None:
+    from scaling.policy.alarms import alarm_names
+    from scaling.policy.dashboard import FLEETS_DASHBOARD_NAME, dashboard_name
+
+    settings.SCALING_FLEETS = TWO_FLEETS
+    documents = fleet_documents()
+    installer, publisher = documents["installer"], documents["publisher"]
+
+    def allowed(document: Any, operation: str, params: dict[str, Any]) -> bool:
+        service = "cloudwatch" if operation in ("PutMetricAlarm", "PutDashboard") else "autoscaling"
+        [resource] = call_resources(service, operation, params)
+        return iam_allows(document, action=f"{service}:{operation}", resource=resource, context={})
+
+    for asg in ("academy-video-worker-asg", "academy-ai-worker-asg"):
+        assert allowed(installer, "PutScalingPolicy", {"AutoScalingGroupName": asg})
+        assert allowed(installer, "PutMetricAlarm", {"AlarmName": alarm_names(asg)["starved"]})
+        assert allowed(installer, "PutDashboard", {"DashboardName": dashboard_name(asg)})
+    assert allowed(installer, "PutDashboard", {"DashboardName": FLEETS_DASHBOARD_NAME})
+    assert not allowed(installer, "PutScalingPolicy", {"AutoScalingGroupName": "someone-elses"})
+    assert not allowed(installer, "PutMetricAlarm", {"AlarmName": "someone-elses-alarm"})
+    # Protection and drain only where the workers hold leases: not on the SQS fleet's group.
+    protect = {"InstanceIds": ["i-1"]}
+    assert allowed(
+        publisher,
+        "SetInstanceProtection",
+        {**protect, "AutoScalingGroupName": "academy-video-worker-asg"},
+    )
+    assert not allowed(
+        publisher,
+        "SetInstanceProtection",
+        {**protect, "AutoScalingGroupName": "academy-ai-worker-asg"},
+    )
+    # The SQS fleet's queue depth, read through the document rendered for it.
+    [queue] = call_resources("sqs", "GetQueueAttributes", {"QueueUrl": AI_FLEET["queue_url"]})
+    assert iam_allows(publisher, action="sqs:GetQueueAttributes", resource=queue, context={})
+    assert not iam_allows(
+        iam_document_load("publisher"), action="sqs:GetQueueAttributes", resource=queue, context={}
+    )
+
+
+def test_a_bad_fleet_entry_renders_no_document(settings: Any) -> None:
+    settings.SCALING_FLEETS = [*TWO_FLEETS, {"name": "Bad Name", "asg_name": "x"}]
+
+    with pytest.raises(CommandError) as raised:
+        call_command("scaling_iam_policy", "--role", "publisher", stdout=StringIO())
+
+    assert str(raised.value) == (
+        "No IAM document rendered: SCALING_FLEETS fleet 'Bad Name': name must be 1-32 "
+        "lower-case letters, digits, - or _, starting with a letter, got 'Bad Name'; fix "
+        "SCALING_FLEETS first (manage.py check)."
+    )
+
+
+@pytest.mark.django_db
+def test_two_fleets_publish_and_install_within_the_documents_rendered_for_them(
+    aws: dict[str, str], settings: Any
+) -> None:
+    from devstack.localaws import local_aws_bootstrap
+
+    ai = local_aws_bootstrap(
+        aws["endpoint"], asg_name="academy-ai-worker-asg", queue_name="ai-jobs"
+    )
+    settings.SCALING_FLEETS = [TWO_FLEETS[0], {**AI_FLEET, "queue_url": ai["queue_url"]}]
+    videos_create(UPLOADED=2)
+
+    with calls_held_to_the_configured_fleets() as calls:
+        backlog_tick()
+        call_command("install_scaling_policy", "--all", "--json", stdout=StringIO())
+        call_command("install_scaling_policy", "--uninstall", "--all", "--json", stdout=StringIO())
+
+    namespaces = {p["Namespace"] for _, _, op, p, _ in calls if op == "PutMetricData"}
+    assert namespaces == {"Academy/VideoProcessing", "Academy/Workers"}
+    assert ("publisher", "sqs", "GetQueueAttributes") in {c[:3] for c in calls}
+    assert any("Academy/Workers" in p for p in iam_violations(calls))  # deploy/iam/ refuses
