@@ -8,9 +8,10 @@ Every fleet is on its own: its own slot claim (its key names its group), its own
 share of the slot's time (a source that hangs costs its fleet, not the others),
 its own fallback and its own failure (invariant 1 per fleet). The fleets run one
 after another in this thread (the deadline that interrupts a hung database call
-works only in the main thread); each gets an equal share of what is left, so time
-one does not use goes to the next. A database that fails for one fleet is not asked
-again in the same tick: the fleets after it go straight to their fallback. Then the
+works only in the main thread); each gets an equal share of what is left (at least
+a second, or half of what is left), so time one does not use goes to the next. A
+database that fails for one fleet is not asked again in the same tick: the fleets
+after it go straight to their fallback. Then the
 datapoints go out grouped by namespace, one PutMetricData per namespace, and one
 audit row per fleet.
 """
@@ -151,7 +152,12 @@ def slot_tick(
     recovery_ran = False
     for index, tick in enumerate(ticks):
         fleet_started = time.monotonic()
-        share = (budget_end - publish_reserve - fleet_started) / (len(ticks) - index)
+        available = budget_end - publish_reserve - fleet_started
+        # An equal share of what is left, but never under a second (or half of what
+        # is left): at 10 s slots and 20 fleets a fair share is 150 ms, too short for
+        # a first call on a fresh TLS connection; one hung fleet still leaves the
+        # others at least half.
+        share = max(available / (len(ticks) - index), min(1.0, available / 2))
         fleet_end = fleet_started + max(0.05, share)
 
         def left(cap: float | None = None, end: float = fleet_end) -> float:
