@@ -186,19 +186,38 @@ def aws_calls_held_to_iam() -> Iterator[list[Any]]:
     at the teardown of the last test). tests/deploy/test_iam_documents.py drives every
     role's code path itself and also checks the calls that were answered with an error.
     """
+    from django.conf import settings
+
     from scaling.aws import aws_call_observers
+    from scaling.fleets import fleets_get
 
     calls: list[Any] = []
+    # A call made while a test configured other fleets (SCALING_FLEETS) is held to the
+    # documents rendered for those fleets (scaling.policy.iam), as a deployment of
+    # them would use; deploy/iam/ is the default fleet's.
+    other_fleets: dict[str, list[Any]] = {}
 
     def observe(role: str, service: str, operation: str, params: Any, status: int) -> None:
-        calls.append((role, service, operation, dict(params), status))
+        configured = getattr(settings, "SCALING_FLEETS", "")
+        key = "" if not configured else repr(configured)
+        if key and key not in other_fleets:
+            other_fleets[key] = fleets_get()
+        calls.append((key, (role, service, operation, dict(params), status)))
 
     aws_call_observers.append(observe)
     yield calls
     aws_call_observers.remove(observe)
-    from tests.deploy.test_iam_documents import iam_violations
+    from scaling.policy.iam import ROLES, iam_document_build
+    from tests.deploy.test_iam_documents import MOTO_ACCOUNT, REGION, iam_violations
 
-    problems = iam_violations(calls, successful_only=True)
+    problems = iam_violations([c for key, c in calls if not key], successful_only=True)
+    for key, fleets in other_fleets.items():
+        documents = {
+            role: iam_document_build(role, fleets, region=REGION, account=MOTO_ACCOUNT)
+            for role in ROLES
+        }
+        held = [c for k, c in calls if k == key]
+        problems += iam_violations(held, successful_only=True, documents=documents)
     if problems:
         pytest.fail(
             "AWS calls that deploy/iam/ does not allow:\n" + "\n".join(problems[:30]),
