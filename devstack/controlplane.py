@@ -3,8 +3,10 @@
 moto's server stores the scaling policies and the metrics but evaluates neither
 alarms nor target tracking, so on the local endpoint nothing ever changes the
 desired capacity. ``python -m devstack.controlplane`` (started by the launcher
-on a local endpoint only; it refuses any other) does, once per metric period,
-half a period after the slot boundary (the tick publishes at the boundary):
+on a local endpoint only; it refuses any other) does, for every configured
+fleet's group (SCALING_FLEETS; unset: the video group alone), each on its own
+policy and its own metric, once per metric period, half a period after the slot
+boundary (the tick publishes at the boundary):
 
 1. reads what is installed on the endpoint (``DescribePolicies``: the target
    tracking policy, per instance or total, its target, warmup and the metric it
@@ -21,7 +23,8 @@ half a period after the slot boundary (the tick publishes at the boundary):
 
 No policy, no datapoint, the endpoint down: one log line until it changes,
 nothing done. ``DEVSTACK_TIMELINE_FILE`` (optional) gets one JSON line per
-period: what was observed and decided (the loop benchmark and test read it).
+period and group: what was observed and decided, the group named (the loop
+benchmark and test read it).
 ``DEVSTACK_SCALE_IN_DATAPOINTS`` (tests only; unset: AWS's 15) shortens the
 scale-in alarm so the loop test is back at 0 sooner; everything else is as AWS does.
 """
@@ -35,6 +38,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,6 +160,7 @@ class Period:
     set_to: int
     reason: str
     metric: float | None
+    asg_name: str = ""  # the group evaluated (the timeline holds every group's periods)
 
 
 class ControlPlane:
@@ -170,12 +175,15 @@ class ControlPlane:
         boot_seconds: int,
         timeline: Path | None = None,
         scale_in_datapoints: int = SCALE_IN_DATAPOINTS,
+        fleet: str = "",
     ) -> None:
         self.autoscaling, self.cloudwatch, self.ec2 = autoscaling, cloudwatch, ec2
         self.asg_name, self.interval, self.boot = asg_name, interval_seconds, boot_seconds
         self.timeline = timeline
         self.scale_in_datapoints = scale_in_datapoints
         self.tracking: TargetTracking | None = None
+        # With several groups, every line ends with the fleet it is about.
+        self._tag = f" [{fleet}]" if fleet else ""
         self._say = LineOnChange(log)
 
     def step(self, now: float | None = None) -> Period | None:
@@ -189,24 +197,26 @@ class ControlPlane:
             rules = rules_of(installed, group, scale_in_datapoints=self.scale_in_datapoints)
             backlog = datapoint_read(self.cloudwatch, installed, slot=slot, period=self.interval)
         except PolicyNotInstalled as exc:
-            self._say("look", f"control plane: {exc}; nothing done")
+            self._say("look", f"control plane: {exc}; nothing done{self._tag}")
             return None
         except (*AWS_ERRORS, LookupError) as exc:
             self._say(
-                "look", f"control plane: local AWS unreadable, nothing done ({one_line(exc)})"
+                "look",
+                f"control plane: local AWS unreadable, nothing done ({one_line(exc)}){self._tag}",
             )
             return None
         except AimError as exc:
-            self._say("look", f"control plane: cannot play the installed policy ({exc})")
+            self._say("look", f"control plane: cannot play the installed policy ({exc}){self._tag}")
             return None
         self._say.forget("look")
         if self.tracking is None or self.tracking.rules != rules:
             # A new or changed policy starts with fresh alarms, as a reinstall would.
             self.tracking = TargetTracking(rules)
             log.info(
-                "control plane: playing %s: %s target %g, warmup %d s, wake after %s, "
+                "control plane: playing %s on %s: %s target %g, warmup %d s, wake after %s, "
                 "boot %d s, every %d s",
                 installed.name,
+                self.asg_name,
                 installed.mode,
                 installed.target,
                 installed.warmup_seconds,
@@ -228,7 +238,7 @@ class ControlPlane:
         )
         decision = self.tracking.step(seen)
         if backlog is None:
-            self._say("data", f"control plane: no datapoint for slot {slot:%H:%M:%S}")
+            self._say("data", f"control plane: no datapoint for slot {slot:%H:%M:%S}{self._tag}")
         else:
             self._say.forget("data")
         try:
@@ -240,13 +250,13 @@ class ControlPlane:
                     HonorCooldown=False,
                 )
         except AWS_ERRORS as exc:
-            self._say("set", f"control plane: cannot set the capacity ({one_line(exc)})")
+            self._say("set", f"control plane: cannot set the capacity ({one_line(exc)}){self._tag}")
             return None
         self._say.forget("set")
         if decision.reason:
             log.info(
                 "control plane: %s: BacklogCount %s, metric %s, in service %d (warm %d) "
-                "-> desired %d -> %d",
+                "-> desired %d -> %d%s",
                 decision.reason,
                 backlog,
                 "none" if decision.metric is None else f"{decision.metric:g}",
@@ -254,6 +264,7 @@ class ControlPlane:
                 seen.warm,
                 group.desired,
                 decision.desired,
+                self._tag,
             )
         period = Period(
             at=round(now, 3),
@@ -266,6 +277,7 @@ class ControlPlane:
             set_to=decision.desired,
             reason=decision.reason,
             metric=decision.metric,
+            asg_name=self.asg_name,
         )
         if self.timeline is not None:
             with self.timeline.open("a") as out:
@@ -279,14 +291,18 @@ def next_evaluation(now: float, interval: int) -> float:
     return at if at > now else at + interval
 
 
-def run(plane: ControlPlane, stopping: threading.Event) -> None:
+def run(plane: ControlPlane | Sequence[ControlPlane], stopping: threading.Event) -> None:
+    """Every period until ``stopping``: each group's plane in turn (they share the slots)."""
+    planes = [plane] if isinstance(plane, ControlPlane) else list(plane)
+    interval = planes[0].interval
     while not stopping.is_set():
-        if stopping.wait(max(0.0, next_evaluation(time.time(), plane.interval) - time.time())):
+        if stopping.wait(max(0.0, next_evaluation(time.time(), interval) - time.time())):
             return
-        try:
-            plane.step()
-        except Exception as exc:  # a supervisor loop: one line, then the next period
-            log.error("control plane: step failed (%s)", one_line(exc))
+        for each in planes:
+            try:
+                each.step()
+            except Exception as exc:  # a supervisor loop: one line, then the next period
+                log.error("control plane: step failed (%s)%s", one_line(exc), each._tag)
 
 
 def main() -> int:
@@ -300,30 +316,38 @@ def main() -> int:
         return 2
     timeline = os.environ.get("DEVSTACK_TIMELINE_FILE") or None
     endpoint, region = setup.endpoint, setup.region
-    plane = ControlPlane(
-        autoscaling=local_client("autoscaling", endpoint, region),
-        cloudwatch=local_client("cloudwatch", endpoint, region),
-        ec2=local_client("ec2", endpoint, region),
-        asg_name=setup.asg_name,
-        interval_seconds=setup.interval,
-        boot_seconds=setup.boot_seconds,
-        timeline=Path(timeline) if timeline else None,
-        scale_in_datapoints=scale_in_datapoints,
-    )
+    autoscaling = local_client("autoscaling", endpoint, region)
+    cloudwatch = local_client("cloudwatch", endpoint, region)
+    ec2 = local_client("ec2", endpoint, region)
+    several = len(setup.fleets) > 1
+    planes = [
+        ControlPlane(
+            autoscaling=autoscaling,
+            cloudwatch=cloudwatch,
+            ec2=ec2,
+            asg_name=group.asg_name,
+            interval_seconds=setup.interval,
+            boot_seconds=setup.boot_seconds,
+            timeline=Path(timeline) if timeline else None,
+            scale_in_datapoints=scale_in_datapoints,
+            fleet=group.name if several else "",
+        )
+        for group in setup.fleets
+    ]
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     log.info(
-        "control plane on %s: group %s, every %d s (target tracking's rules: "
+        "control plane on %s: %s, every %d s (target tracking's rules: "
         "scaling.simulation.tracking)%s",
         endpoint,
-        setup.asg_name,
+        ", ".join(f"group {g.asg_name} (fleet {g.name})" for g in setup.fleets),
         setup.interval,
         ""
         if scale_in_datapoints == SCALE_IN_DATAPOINTS
         else f"; scale-in after {scale_in_datapoints} datapoints (DEVSTACK_SCALE_IN_DATAPOINTS)",
     )
-    run(plane, stopping)
+    run(planes, stopping)
     return 0
 
 

@@ -29,12 +29,16 @@ def env_file_path() -> Path:
 
 
 def env_file_read(path: Path) -> dict[str, str]:
-    """NAME=VALUE lines, as the launcher writes them (no quoting)."""
+    """NAME=VALUE lines, as the launcher writes them (a value the shell would split is
+    single-quoted, as SCALING_FLEETS' JSON)."""
     values: dict[str, str] = {}
     for line in path.read_text().splitlines():
         name, sep, value = line.partition("=")
         if sep and name.strip() and not name.lstrip().startswith("#"):
-            values[name.strip()] = value.strip()
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                value = value[1:-1].replace("'\\''", "'")
+            values[name.strip()] = value
     return values
 
 

@@ -1,12 +1,16 @@
-"""`make run`'s local fleet: one real video worker per in-service instance of the group.
+"""`make run`'s local fleet: one real worker per in-service instance of each group.
 
 ``python -m devstack.fleet`` (started by the launcher on a local endpoint only; it
-refuses any other) looks at the local group every few seconds:
+refuses any other) looks at every configured fleet's local group (SCALING_FLEETS;
+unset: the video group alone) every few seconds:
 
 - an InService instance that has booted (``DEVSTACK_BOOT_SECONDS`` after its EC2
   LaunchTime, ``devstack.localgroup``: the control plane counts it in service
-  from the same moment) gets a ``manage.py video_worker --instance-id <id>``
-  process; its log lines are copied to this one's, prefixed with the instance;
+  from the same moment) gets a process: a ``manage.py video_worker --instance-id
+  <id>`` in a fleet measured by the backlog port (video), a stand-in consumer
+  (``devstack.consumer``: receive, hold, delete) in a fleet measured by its SQS
+  queue (make run's ``ai``); its log lines are copied to this one's, prefixed with
+  the instance;
 - the worker of an instance that left the group gets SIGTERM (it releases a video
   it still holds; SIGKILL after a few seconds), as a shutdown on termination would.
 
@@ -26,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +38,7 @@ from devstack.localaws import endpoint_is_local, local_client
 from devstack.localgroup import (
     AWS_ERRORS,
     LineOnChange,
+    LocalFleetGroup,
     group_read,
     local_setup,
     one_line,
@@ -78,8 +83,10 @@ class LocalFleet:
         restart_after: float = RESTART_AFTER_SECONDS,
         stop_grace: float = STOP_GRACE_SECONDS,
         clock: Callable[[], float] = time.time,
+        kind: str = "worker",
     ) -> None:
         self.autoscaling, self.ec2, self.asg_name = autoscaling, ec2, asg_name
+        self.kind = kind  # what the log lines call the process: worker | consumer
         self.spawner, self.boot_seconds = spawner, boot_seconds
         self.restart_after, self.stop_grace, self.clock = restart_after, stop_grace, clock
         self.workers: dict[str, Worker] = {}
@@ -108,16 +115,18 @@ class LocalFleet:
                     worker.terminate()
                     self.stopping[instance_id] = (worker, now + self.stop_grace)
                 log.info(
-                    "instance %s terminated: worker pid %d stopped (SIGTERM)",
+                    "instance %s terminated: %s pid %d stopped (SIGTERM)",
                     instance_id,
+                    self.kind,
                     worker.pid,
                 )
             elif (code := worker.poll()) is not None:
                 del self.workers[instance_id]
                 self._exited_at[instance_id] = now
                 log.warning(
-                    "instance %s: worker pid %d exited with code %d; restarted in %g s",
+                    "instance %s: %s pid %d exited with code %d; restarted in %g s",
                     instance_id,
+                    self.kind,
                     worker.pid,
                     code,
                     self.restart_after,
@@ -144,8 +153,9 @@ class LocalFleet:
                 worker.wait()
                 del self.stopping[instance_id]
                 log.info(
-                    "instance %s: worker pid %d killed (no exit after SIGTERM)",
+                    "instance %s: %s pid %d killed (no exit after SIGTERM)",
                     instance_id,
+                    self.kind,
                     worker.pid,
                 )
 
@@ -154,13 +164,13 @@ class LocalFleet:
             worker = self.spawner(instance_id)
         except OSError as exc:
             self._say(
-                f"spawn:{instance_id}", f"instance {instance_id}: no worker ({one_line(exc)})"
+                f"spawn:{instance_id}", f"instance {instance_id}: no {self.kind} ({one_line(exc)})"
             )
             return
         self._say.forget(f"spawn:{instance_id}")
         self._exited_at.pop(instance_id, None)
         self.workers[instance_id] = worker
-        log.info("instance %s booted: worker pid %d started", instance_id, worker.pid)
+        log.info("instance %s booted: %s pid %d started", instance_id, self.kind, worker.pid)
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM every worker (each releases its video), SIGKILL what is left after ``grace``."""
@@ -175,7 +185,9 @@ class LocalFleet:
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
-                log.info("instance %s: worker pid %d killed at shutdown", instance_id, worker.pid)
+                log.info(
+                    "instance %s: %s pid %d killed at shutdown", instance_id, self.kind, worker.pid
+                )
         self.workers.clear()
         self.stopping.clear()
 
@@ -192,48 +204,92 @@ def _output_copy(stream: Any, prefix: str) -> None:
     stream.close()
 
 
-def worker_spawner(api_url: str, env: dict[str, str] | None = None) -> Spawner:
-    """Real ``manage.py video_worker`` processes, in this process's environment."""
-
+def _process_spawner(
+    argv_of: Callable[[str], list[str]], prefix_of: Callable[[str], str], env: dict[str, str] | None
+) -> Spawner:
     def spawn(instance_id: str) -> Worker:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "video_worker",
-                "--instance-id",
-                instance_id,
-                "--api-url",
-                api_url,
-            ],
+            argv_of(instance_id),
             cwd=BASE_DIR,
             env=env if env is not None else dict(os.environ),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         threading.Thread(
-            target=_output_copy, args=(process.stdout, f"[{instance_id}] "), daemon=True
+            target=_output_copy, args=(process.stdout, prefix_of(instance_id)), daemon=True
         ).start()
         return process
 
     return spawn
 
 
+def worker_spawner(api_url: str, env: dict[str, str] | None = None) -> Spawner:
+    """Real ``manage.py video_worker`` processes, in this process's environment."""
+    return _process_spawner(
+        lambda instance_id: [
+            sys.executable,
+            "manage.py",
+            "video_worker",
+            "--instance-id",
+            instance_id,
+            "--api-url",
+            api_url,
+        ],
+        lambda instance_id: f"[{instance_id}] ",
+        env,
+    )
+
+
+def consumer_spawner(fleet: str, queue_url: str, env: dict[str, str] | None = None) -> Spawner:
+    """Stand-in consumers of ``queue_url`` (``devstack.consumer``), lines prefixed with
+    the fleet and the instance."""
+    return _process_spawner(
+        lambda instance_id: [
+            sys.executable,
+            "-m",
+            "devstack.consumer",
+            "consume",
+            "--queue-url",
+            queue_url,
+            "--instance-id",
+            instance_id,
+        ],
+        lambda instance_id: f"[{fleet} {instance_id}] ",
+        env,
+    )
+
+
 def run(
-    fleet: LocalFleet, stopping: threading.Event, *, fleet_seconds: float = FLEET_SECONDS
+    fleet: LocalFleet | Sequence[LocalFleet],
+    stopping: threading.Event,
+    *,
+    fleet_seconds: float = FLEET_SECONDS,
 ) -> None:
-    """Until ``stopping``: the fleet every ``fleet_seconds``; every worker stopped at the end."""
+    """Until ``stopping``: each fleet every ``fleet_seconds``; every worker stopped at the end."""
+    fleets = [fleet] if isinstance(fleet, LocalFleet) else list(fleet)
     say = LineOnChange(log)
     try:
         while not stopping.is_set():
-            try:
-                fleet.step()
-                say.forget("fleet")
-            except Exception as exc:  # a supervisor loop: one line, then the next round
-                say("fleet", f"local fleet: step failed ({one_line(exc)})", logging.ERROR)
+            for each in fleets:
+                try:
+                    each.step()
+                    say.forget(f"fleet:{each.asg_name}")
+                except Exception as exc:  # a supervisor loop: one line, then the next round
+                    say(
+                        f"fleet:{each.asg_name}",
+                        f"local fleet: step failed ({one_line(exc)})",
+                        logging.ERROR,
+                    )
             stopping.wait(fleet_seconds)
     finally:
-        fleet.stop()
+        # Side by side: every group's workers get SIGTERM at once, one grace for all.
+        stops = [
+            threading.Thread(target=each.stop, name=f"stop-{each.asg_name}") for each in fleets
+        ]
+        for thread in stops:
+            thread.start()
+        for thread in stops:
+            thread.join()
 
 
 def queue_refill(queue_url: str) -> int:
@@ -256,6 +312,14 @@ def queue_refill(queue_url: str) -> int:
     return sent
 
 
+def group_spawner(group: LocalFleetGroup, api_url: str, env: dict[str, str]) -> Spawner:
+    """A video worker per instance where the port measures the backlog (the workers hold
+    leases through the worker API), a stand-in consumer of the queue where SQS does."""
+    if group.source == "port":
+        return worker_spawner(api_url, env)
+    return consumer_spawner(group.name, group.queue_url, env)
+
+
 def main() -> int:
     setup = local_setup("devstack.fleet", log)
     if setup is None:
@@ -271,13 +335,19 @@ def main() -> int:
         **os.environ,
         **({"AWS_ENDPOINT_URL": worker_endpoint} if worker_endpoint else {}),
     }
-    fleet = LocalFleet(
-        local_client("autoscaling", setup.endpoint, setup.region),
-        local_client("ec2", setup.endpoint, setup.region),
-        asg_name=setup.asg_name,
-        spawner=worker_spawner(api_url, worker_env),
-        boot_seconds=setup.boot_seconds,
-    )
+    autoscaling = local_client("autoscaling", setup.endpoint, setup.region)
+    ec2 = local_client("ec2", setup.endpoint, setup.region)
+    fleets = [
+        LocalFleet(
+            autoscaling,
+            ec2,
+            asg_name=group.asg_name,
+            spawner=group_spawner(group, api_url, worker_env),
+            boot_seconds=setup.boot_seconds,
+            kind="worker" if group.source == "port" else "consumer",
+        )
+        for group in setup.fleets
+    ]
     stopping = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -285,15 +355,20 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    if setup.sqs_queue_url:
-        queue_refill(setup.sqs_queue_url)
-    log.info(
-        "local fleet on %s: group %s, one video worker per instance, started %d s after launch",
-        setup.endpoint,
-        setup.asg_name,
-        setup.boot_seconds,
-    )
-    run(fleet, stopping)
+    for group in setup.fleets:
+        if group.source == "port" and group.queue_url:
+            queue_refill(group.queue_url)
+    for group in setup.fleets:
+        log.info(
+            "local fleet on %s: group %s (fleet %s), one %s per instance, started %d s "
+            "after launch",
+            setup.endpoint,
+            group.asg_name,
+            group.name,
+            "video worker" if group.source == "port" else "stand-in consumer of its queue",
+            setup.boot_seconds,
+        )
+    run(fleets, stopping)
     return 0
 
 

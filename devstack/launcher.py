@@ -9,6 +9,14 @@ slots, and the app is pointed at it; the control plane (``devstack.controlplane`
 target tracking's stand-in) and the fleet (``devstack.fleet``: one video worker per
 booted instance) close the loop there. Never against real AWS.
 
+Two fleets by default (``DEVSTACK_FLEETS``, [video,ai]): beside the video group, an
+SQS-measured ``ai`` fleet, its own group (academy-ai-worker-asg) and queue
+(academy-ai-jobs), metric BacklogCount in Academy/Workers with WorkerType AI and no
+leases; a stand-in consumer (``devstack.consumer``) per booted instance. Every process
+gets both in ``SCALING_FLEETS``; ``install_scaling_policy --all`` installs both
+policies. ``DEVSTACK_FLEETS=video``: the video group alone, SCALING_FLEETS unset, as a
+single-fleet deployment.
+
 The processes run under honcho (``devstack.processes``): web, worker, beat, and
 on the local endpoint aws, control and fleet. Ctrl-C stops everything, the fleet
 first (its workers release their videos through web), aws last.
@@ -17,7 +25,9 @@ first (its workers release their videos through web), aws last.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -28,6 +38,7 @@ from pathlib import Path
 
 import boto3
 
+from academy import defaults
 from devstack.localaws import LOCAL_CREDENTIALS, LOCAL_REGION, local_aws_bootstrap, port_wait
 from devstack.localgroup import BootSecondsError, boot_seconds_get
 from devstack.processes import (
@@ -52,6 +63,16 @@ LOCAL_INTERVAL_SECONDS = "10"
 # time, so the target (wait / time) is 3 videos per instance at the default hold of 20 s.
 LOCAL_ACCEPTABLE_WAIT_SECONDS = 60
 LOCAL_TARGET_VALUE = "3"
+# The local fleets (DEVSTACK_FLEETS, in this order): video, measured by the backlog port
+# (its workers hold leases), and ai, measured by its SQS queue's depth.
+LOCAL_FLEETS = ("video", "ai")
+AI_FLEET = "ai"
+AI_ASG_NAME = "academy-ai-worker-asg"
+AI_QUEUE_NAME = "academy-ai-jobs"
+AI_NAMESPACE = "Academy/Workers"
+AI_WORKER_TYPE = "AI"
+# How long the ai fleet's stand-in consumer holds each job (DEVSTACK_CONSUMER_HOLD_SECONDS).
+LOCAL_CONSUMER_HOLD_SECONDS = "15"
 # Once the web server answers, this long for the Celery banners to pass first.
 ANNOUNCE_AFTER_SECONDS = 3.0
 # What a second shell needs to reach the same stack (`make status`, `make burst`, `make demo`).
@@ -63,8 +84,11 @@ _SHARED_NAMES = (
     *LOCAL_CREDENTIALS,
     "SCALING_SQS_QUEUE_URL",
     "SCALING_PUBLISH_INTERVAL_SECONDS",
+    "SCALING_FLEETS",
     "INTERNAL_API_KEY",
 )
+# A value the shell reads as it is; any other is written single-quoted (SCALING_FLEETS' JSON).
+_SHELL_SAFE = re.compile(r"[\w@%+=:,./-]*")
 
 
 class SetupError(Exception):
@@ -131,6 +155,94 @@ def policy_argv(env: dict[str, str], *, boot_seconds: int) -> list[str]:
     return argv
 
 
+def devstack_fleets_get(env: dict[str, str]) -> tuple[str, ...]:
+    """DEVSTACK_FLEETS: the local fleets `make run` creates, comma-separated [video,ai].
+
+    ``video`` alone is a single-fleet deployment (SCALING_FLEETS left unset); SetupError
+    for anything but video and ai, or a list without video (the API's own fleet).
+    """
+    raw = env.get("DEVSTACK_FLEETS", "")
+    if not raw.strip():
+        return LOCAL_FLEETS
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    if "video" not in names or names - set(LOCAL_FLEETS):
+        raise SetupError(
+            f"DEVSTACK_FLEETS must be video or video,ai, got {raw!r}: unset it for both"
+        )
+    return tuple(name for name in LOCAL_FLEETS if name in names)
+
+
+def fleet_policy(env: dict[str, str], *, hold: int | None, boot_seconds: int) -> dict[str, int]:
+    """A local fleet's policy defaults (SCALING_FLEETS' ``policy``), as policy_argv's flags:
+    the warmup is the boot plus one slot; the target is the acceptable wait over the hold."""
+    interval = _whole(env.get("SCALING_PUBLISH_INTERVAL_SECONDS")) or int(LOCAL_INTERVAL_SECONDS)
+    policy = {"warmup": boot_seconds + interval}
+    if hold:
+        policy |= {"acceptable_wait": LOCAL_ACCEPTABLE_WAIT_SECONDS, "processing_time": hold}
+    else:  # a hold of 0 gives no processing time to divide by
+        policy["target_value"] = int(LOCAL_TARGET_VALUE)
+    return policy
+
+
+def local_fleets(
+    env: dict[str, str], *, queues: dict[str, str], boot_seconds: int
+) -> list[dict[str, object]]:
+    """SCALING_FLEETS for the local fleets: ``queues`` maps each fleet to its queue URL."""
+    fleets: list[dict[str, object]] = [
+        {
+            "name": "video",
+            "asg_name": env.get("SCALING_ASG_NAME") or defaults.SCALING_ASG_NAME,
+            "source": "port",
+            "queue_url": queues["video"],
+            "policy": fleet_policy(
+                env, hold=_whole(env.get("VIDEO_WORKER_HOLD_SECONDS")), boot_seconds=boot_seconds
+            ),
+        }
+    ]
+    if AI_FLEET in queues:
+        hold = _whole(env.get("DEVSTACK_CONSUMER_HOLD_SECONDS"))
+        fleets.append(
+            {
+                "name": AI_FLEET,
+                "asg_name": AI_ASG_NAME,
+                "source": "sqs",
+                "queue_url": queues[AI_FLEET],
+                "namespace": AI_NAMESPACE,
+                "dimensions": {"WorkerType": AI_WORKER_TYPE},
+                "leases": False,
+                "policy": fleet_policy(env, hold=hold, boot_seconds=boot_seconds),
+            }
+        )
+    return fleets
+
+
+def fleets_policy_install(env: dict[str, str]) -> list[str]:
+    """``install_scaling_policy --all``: each fleet's policy from its defaults in
+    SCALING_FLEETS; one summary line per fleet, or SetupError."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "install_scaling_policy", "--all"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        said = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+        reason = said[-1].strip() if said else "no message"
+        raise SetupError(
+            f"installing the fleets' scaling policies on the local groups failed (exit "
+            f"{result.returncode}): {reason[:300]}"
+        )
+    lines = result.stdout.splitlines()
+    summaries = []
+    for index, line in enumerate(lines):
+        if line.startswith("Fleet ") and line.endswith(":"):
+            first = lines[index + 1].strip() if index + 1 < len(lines) else "installed"
+            summaries.append(f"{line.removeprefix('Fleet ').removesuffix(':')}: {first}")
+    return summaries or ["installed"]
+
+
 def policy_install(env: dict[str, str], *, boot_seconds: int) -> str:
     """Install the policy on the local group; its summary line, or SetupError."""
     argv = policy_argv(env, boot_seconds=boot_seconds)
@@ -148,9 +260,14 @@ def policy_install(env: dict[str, str], *, boot_seconds: int) -> str:
     return lines[0] if lines else "installed"
 
 
+def _shell_value(value: str) -> str:
+    """As `set -a; . devstack.env` must read it back (devstack.demo reads it too)."""
+    return value if _SHELL_SAFE.fullmatch(value) else "'" + value.replace("'", "'\\''") + "'"
+
+
 def _env_file_write(env: dict[str, str]) -> None:
     ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{name}={env[name]}" for name in _SHARED_NAMES if env.get(name)]
+    lines = [f"{name}={_shell_value(env[name])}" for name in _SHARED_NAMES if env.get(name)]
     ENV_FILE.write_text("\n".join(lines) + "\n")
     ENV_FILE.chmod(0o600)
 
@@ -190,7 +307,9 @@ def _migrate(env: dict[str, str]) -> None:
         raise SetupError(f"manage.py migrate failed (exit {returncode}): see above")
 
 
-def where_to_look(*, local: bool, password_file: Path) -> list[str]:
+def where_to_look(
+    *, local: bool, password_file: Path, fleets: tuple[str, ...] = ("video",)
+) -> list[str]:
     """The lines printed once the web server answers."""
     # A stack in another directory: the second shell needs it too.
     var = f"ACADEMY_VAR_DIR={VAR_DIR} " if os.environ.get("ACADEMY_VAR_DIR") else ""
@@ -201,6 +320,8 @@ def where_to_look(*, local: bool, password_file: Path) -> list[str]:
         f"  {var}make status            what is published, installed and running",
         f"  {var}make burst COUNT=30    upload 30 videos at once (admin: Videos > Upload a burst)",
     ]
+    if AI_FLEET in fleets:
+        lines.append(f"  {var}make burst FLEET=ai COUNT=20    send 20 jobs to the ai fleet's queue")
     if local:
         lines.append(f"  {var}make demo              upload videos and watch the loop close")
     lines.append("Ctrl-C stops everything.")
@@ -223,11 +344,13 @@ def _setup(manager: StackManager, env: dict[str, str], *, aws: StackProcess | No
     database, the admin, the policy. Returns the lines to print once the stack answers."""
     local = aws is not None
     _port_check(WEB_HOST, WEB_PORT, "the web server")
+    fleets: tuple[str, ...] = ("video",)
     if aws is not None:
         try:
             boot_seconds = boot_seconds_get(env)
         except BootSecondsError as exc:
             raise SetupError(str(exc)) from None
+        fleets = devstack_fleets_get(env)
         _port_check(AWS_HOST, AWS_PORT, "the local AWS endpoint")
         manager.note(f"No AWS endpoint or credentials configured: a local one on port {AWS_PORT}")
         manager.add(aws, env=dict(env), cwd=str(BASE_DIR))
@@ -243,15 +366,32 @@ def _setup(manager: StackManager, env: dict[str, str], *, aws: StackProcess | No
         env.setdefault("SCALING_SQS_QUEUE_URL", created["queue_url"])
         env.setdefault("SCALING_PUBLISH_INTERVAL_SECONDS", LOCAL_INTERVAL_SECONDS)
         env.setdefault("VIDEO_WORKER_HOLD_SECONDS", LOCAL_HOLD_SECONDS)
+        if AI_FLEET in fleets:
+            ai = local_aws_bootstrap(
+                env["AWS_ENDPOINT_URL"],
+                region=env["AWS_REGION"],
+                asg_name=AI_ASG_NAME,
+                queue_name=AI_QUEUE_NAME,
+            )
+            env.setdefault("DEVSTACK_CONSUMER_HOLD_SECONDS", LOCAL_CONSUMER_HOLD_SECONDS)
+            if not env.get("SCALING_FLEETS"):  # one given in the environment is kept
+                queues = {"video": env["SCALING_SQS_QUEUE_URL"], AI_FLEET: ai["queue_url"]}
+                env["SCALING_FLEETS"] = json.dumps(
+                    local_fleets(env, queues=queues, boot_seconds=boot_seconds),
+                    separators=(",", ":"),
+                )
     env.setdefault("INTERNAL_API_KEY", "local-" + secrets.token_hex(8))
     env.setdefault("WORKER_API_KEY", "local-worker-" + secrets.token_hex(8))
     env.setdefault("PYTHONUNBUFFERED", "1")
     _env_file_write(env)
     _migrate(env)
     password_file = _admin_ensure(env)
-    if local:
+    if local and env.get("SCALING_FLEETS"):
+        for line in fleets_policy_install(env):
+            manager.note("Scaling policy, fleet " + line)
+    elif local:
         manager.note("Scaling policy: " + policy_install(env, boot_seconds=boot_seconds))
-    return where_to_look(local=local, password_file=password_file)
+    return where_to_look(local=local, password_file=password_file, fleets=fleets)
 
 
 def main() -> int:

@@ -6,13 +6,12 @@ Used by ``make run`` when no real AWS is configured, and by the test suite.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,10 +56,12 @@ def port_wait(host: str, port: int, *, timeout: float = 20.0) -> None:
 def moto_server_start(
     host: str = "127.0.0.1", port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """moto's server, as `make run`'s ``aws`` process runs it (``devstack.awsserver``:
+    scaling policies named per group, as AWS names them)."""
     port = port or port_free_get(host)
-    executable = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
     process = subprocess.Popen(
-        [executable, "-H", host, "-p", str(port)],
+        [sys.executable, "-m", "devstack.awsserver", "--host", host, "--port", str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -69,6 +69,16 @@ class LineOnChange:
 
 
 @dataclass(frozen=True)
+class LocalFleetGroup:
+    """One configured fleet as the control plane and the fleet need it (scaling.fleets)."""
+
+    name: str
+    asg_name: str
+    source: str  # "port": video workers (leases) | "sqs": stand-in consumers of queue_url
+    queue_url: str
+
+
+@dataclass(frozen=True)
 class LocalSetup:
     """What the control plane and the fleet start from (the app's own settings)."""
 
@@ -78,6 +88,8 @@ class LocalSetup:
     interval: int
     sqs_queue_url: str
     boot_seconds: int
+    # Every configured fleet (SCALING_FLEETS; unset: the one video fleet), in order.
+    fleets: tuple[LocalFleetGroup, ...] = ()
 
 
 def local_setup(program: str, log: logging.Logger) -> LocalSetup | None:
@@ -104,6 +116,13 @@ def local_setup(program: str, log: logging.Logger) -> LocalSetup | None:
     except BootSecondsError as exc:
         log.error("%s", exc)
         return None
+    from scaling.fleets import fleets_parse
+
+    fleets, problems = fleets_parse(conf)
+    if problems or not fleets:
+        said = problems[0].message if problems else "no fleet is configured"
+        log.error("%s: %s (manage.py check says more)", program, said)
+        return None
     return LocalSetup(
         endpoint=endpoint,
         region=conf.region,
@@ -111,6 +130,12 @@ def local_setup(program: str, log: logging.Logger) -> LocalSetup | None:
         interval=conf.interval,
         sqs_queue_url=conf.sqs_queue_url or "",
         boot_seconds=boot,
+        fleets=tuple(
+            LocalFleetGroup(
+                name=f.name, asg_name=f.asg_name, source=f.source, queue_url=f.queue_url
+            )
+            for f in fleets
+        ),
     )
 
 
