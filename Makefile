@@ -29,17 +29,21 @@ run: $(RUN_STAMP)
 # Where `make run` keeps its state and writes devstack.env (the settings' ACADEMY_VAR_DIR).
 DEVSTACK_VAR := $(or $(ACADEMY_VAR_DIR),var)
 
-# scaling_status against what `make run` started (its endpoint, queue and key).
+# scaling_status against what `make run` started (its endpoint, queue, key and fleets).
 status: $(RUN_STAMP)
 	@test -f $(DEVSTACK_VAR)/devstack.env || { echo "error: $(DEVSTACK_VAR)/devstack.env not found: start the stack with make run first"; exit 2; }
 	set -a; . $(abspath $(DEVSTACK_VAR))/devstack.env; set +a; $(BIN)/python manage.py scaling_status
 
 # COUNT videos uploaded at once into the stack `make run` started (manage.py
-# video_upload_burst: each sends its SQS job message); watch with make status or the admin.
+# video_upload_burst: each sends its SQS job message); FLEET=ai: COUNT job messages sent to
+# that fleet's queue instead (python -m devstack.consumer send). Watch with make status.
 COUNT ?= 30
+FLEET ?= video
 burst: $(RUN_STAMP)
 	@test -f $(DEVSTACK_VAR)/devstack.env || { echo "error: $(DEVSTACK_VAR)/devstack.env not found: start the stack with make run first"; exit 2; }
-	set -a; . $(abspath $(DEVSTACK_VAR))/devstack.env; set +a; $(BIN)/python manage.py video_upload_burst --count '$(COUNT)'
+	set -a; . $(abspath $(DEVSTACK_VAR))/devstack.env; set +a; \
+	if [ '$(FLEET)' = video ]; then $(BIN)/python manage.py video_upload_burst --count '$(COUNT)'; \
+	else $(BIN)/python -m devstack.consumer send --fleet '$(FLEET)' --count '$(COUNT)'; fi
 
 # Upload VIDEOS videos into the stack `make run` started and watch the loop close:
 # backlog published, desired capacity up, workers claim, videos READY, capacity back down.
