@@ -32,6 +32,7 @@ from scaling.audit.charts import (
 )
 from scaling.audit.fleet import Fleet, fleet_page_get
 from scaling.audit.installed_policy import PolicyOnGroup, installed_policy_get
+from scaling.audit.leases import work_untracked
 from scaling.fleets import Fleet as FleetConfig
 from scaling.fleets import UnknownFleet, fleet_get, fleet_names
 from scaling.models import MetricPublication
@@ -211,7 +212,8 @@ class MetricPublicationAdmin(_ModelAdmin):
                 )
         else:
             policy_line = policy
-        fleet = fleet_page_get(asg_name=fleet_config.asg_name, leases=fleet_config.leases)
+        untracked = work_untracked(fleet_config)
+        fleet = fleet_page_get(asg_name=fleet_config.asg_name, leases=not untracked)
         names = fleet_names()
         context = {
             **(extra_context or {}),
@@ -222,6 +224,7 @@ class MetricPublicationAdmin(_ModelAdmin):
                 (w, _query_with(request, WINDOW_PARAM, w.key), w == window) for w in CHART_WINDOWS
             ],
             "chart_fleet": fleet_config,
+            "fleet_untracked": untracked,
             "chart_fleet_error": fleet_config_error,
             # Links only when there is a choice: one fleet's page stays as it was.
             "chart_fleets": [

@@ -4,8 +4,12 @@ items whose worker was lost (read through the backlog source's lease hooks)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scaling.port import LEASES_OFF, InstanceLeases, Recovery, lease_hooks
+
+if TYPE_CHECKING:
+    from scaling.fleets import Fleet
 
 RECENT_RECOVERIES = 5
 
@@ -53,3 +57,18 @@ def leases_read() -> Leases:
         instances=[InstanceWork.of(row) for row in hooks.leases_by_instance()],
         recoveries=[RecoveryRow.of(r) for r in hooks.recoveries_recent(limit=RECENT_RECOVERIES)],
     )
+
+
+def work_untracked(fleet: Fleet) -> bool:
+    """The fleet's workers hold no leases while the port has lease hooks (an SQS fleet,
+    or a port fleet configured without): the port's work in progress is not theirs, so
+    no work by instance is shown and no drain hook is needed. A port without lease hooks
+    is not this case: ``leases_read`` says so itself, as with one fleet."""
+    if fleet.leases:
+        return False
+    if fleet.source != "port":
+        return True
+    try:
+        return lease_hooks() is not None
+    except Exception:  # a broken port is scaling.E009's to report
+        return False

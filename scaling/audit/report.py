@@ -191,7 +191,7 @@ def fleet_lines(
     s: ScalingStatus, out: Callable[[str], None], down: Callable[[str, str], None]
 ) -> None:
     """Each instance of the group: lifecycle state, protection, its video; then the hook."""
-    leases = s.of_fleet is None or s.of_fleet.leases
+    leases = not s.untracked
     if (fleet := s.fleet.data) is None:
         down("Fleet", s.fleet.error)
     elif not fleet.instances:

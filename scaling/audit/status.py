@@ -26,7 +26,7 @@ from scaling.audit.aws_reads import (
     policies_read,
 )
 from scaling.audit.fleet import DrainHook, Fleet, drain_hook_read, fleet_of, fleet_work_read
-from scaling.audit.leases import Leases, leases_read
+from scaling.audit.leases import Leases, leases_read, work_untracked
 from scaling.audit.part import AWS_ERRORS, ERROR_LIMIT, Part, part_read
 from scaling.audit.serialise import BacklogCounts, PublicationRow, backlog_counts, publication_row
 from scaling.audit.series import DEFAULT_SLOTS, SlotRow, slot_rows_read
@@ -78,10 +78,13 @@ class ScalingStatus:
     # settings). Not a key of ``as_json``: ``fleet_json`` adds it (``fleet`` is the
     # instances' part, so the fleet's own keys are ``fleet_name`` and ``fleet_config``).
     of_fleet: FleetConfig | None = None
+    # Its workers hold no leases while the port has lease hooks (an SQS fleet, or a
+    # port fleet configured without): no work by instance, no drain hook needed.
+    untracked: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        # Every field after the name and the region is a Part, but the last.
-        parts = [f.name for f in fields(self)][2:-1]
+        # Every field after the name and the region is a Part, but the last two.
+        parts = [f.name for f in fields(self)][2:-2]
         return {
             "asg_name": self.asg_name,
             "region": self.region,
@@ -148,7 +151,9 @@ def scaling_status_get(
     publications = part_read(lambda: _publications_read(fleet_name), errors=(DatabaseError,))
     leases: Part[Leases]
     work: Part[Any]
-    if fleet is not None and not fleet.leases:
+    # A port without lease hooks says so itself (leases_read), as with one fleet.
+    untracked = fleet is not None and work_untracked(fleet)
+    if fleet is not None and untracked:
         leases = Part(data=Leases(instances=[], recoveries=[], off=_no_leases(fleet)))
         work = Part(error=f"not tracked: fleet {fleet.name}'s workers hold no leases")
     else:
@@ -199,6 +204,7 @@ def scaling_status_get(
         lifecycle_hook=hook,
         slots=series,
         of_fleet=fleet,
+        untracked=untracked,
     )
 
 
