@@ -40,6 +40,17 @@ import boto3
 
 from academy import defaults
 from devstack.localaws import LOCAL_CREDENTIALS, LOCAL_REGION, local_aws_bootstrap, port_wait
+from devstack.localfleets import (
+    AI_ASG_NAME,
+    AI_FLEET,
+    AI_NAMESPACE,
+    AI_QUEUE_NAME,
+    AI_WORKER_TYPE,
+    LOCAL_CONSUMER_HOLD_SECONDS,
+    FleetsError,
+    devstack_fleets_get,
+    fleets_policy_install,
+)
 from devstack.localgroup import BootSecondsError, boot_seconds_get
 from devstack.processes import (
     AWS_HOST,
@@ -63,16 +74,6 @@ LOCAL_INTERVAL_SECONDS = "10"
 # time, so the target (wait / time) is 3 videos per instance at the default hold of 20 s.
 LOCAL_ACCEPTABLE_WAIT_SECONDS = 60
 LOCAL_TARGET_VALUE = "3"
-# The local fleets (DEVSTACK_FLEETS, in this order): video, measured by the backlog port
-# (its workers hold leases), and ai, measured by its SQS queue's depth.
-LOCAL_FLEETS = ("video", "ai")
-AI_FLEET = "ai"
-AI_ASG_NAME = "academy-ai-worker-asg"
-AI_QUEUE_NAME = "academy-ai-jobs"
-AI_NAMESPACE = "Academy/Workers"
-AI_WORKER_TYPE = "AI"
-# How long the ai fleet's stand-in consumer holds each job (DEVSTACK_CONSUMER_HOLD_SECONDS).
-LOCAL_CONSUMER_HOLD_SECONDS = "15"
 # Once the web server answers, this long for the Celery banners to pass first.
 ANNOUNCE_AFTER_SECONDS = 3.0
 # What a second shell needs to reach the same stack (`make status`, `make burst`, `make demo`).
@@ -155,23 +156,6 @@ def policy_argv(env: dict[str, str], *, boot_seconds: int) -> list[str]:
     return argv
 
 
-def devstack_fleets_get(env: dict[str, str]) -> tuple[str, ...]:
-    """DEVSTACK_FLEETS: the local fleets `make run` creates, comma-separated [video,ai].
-
-    ``video`` alone is a single-fleet deployment (SCALING_FLEETS left unset); SetupError
-    for anything but video and ai, or a list without video (the API's own fleet).
-    """
-    raw = env.get("DEVSTACK_FLEETS", "")
-    if not raw.strip():
-        return LOCAL_FLEETS
-    names = {name.strip() for name in raw.split(",") if name.strip()}
-    if "video" not in names or names - set(LOCAL_FLEETS):
-        raise SetupError(
-            f"DEVSTACK_FLEETS must be video or video,ai, got {raw!r}: unset it for both"
-        )
-    return tuple(name for name in LOCAL_FLEETS if name in names)
-
-
 def fleet_policy(env: dict[str, str], *, hold: int | None, boot_seconds: int) -> dict[str, int]:
     """A local fleet's policy defaults (SCALING_FLEETS' ``policy``), as policy_argv's flags:
     the warmup is the boot plus one slot; the target is the acceptable wait over the hold."""
@@ -214,33 +198,6 @@ def local_fleets(
             }
         )
     return fleets
-
-
-def fleets_policy_install(env: dict[str, str]) -> list[str]:
-    """``install_scaling_policy --all``: each fleet's policy from its defaults in
-    SCALING_FLEETS; one summary line per fleet, or SetupError."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", "install_scaling_policy", "--all"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        said = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        reason = said[-1].strip() if said else "no message"
-        raise SetupError(
-            f"installing the fleets' scaling policies on the local groups failed (exit "
-            f"{result.returncode}): {reason[:300]}"
-        )
-    lines = result.stdout.splitlines()
-    summaries = []
-    for index, line in enumerate(lines):
-        if line.startswith("Fleet ") and line.endswith(":"):
-            first = lines[index + 1].strip() if index + 1 < len(lines) else "installed"
-            summaries.append(f"{line.removeprefix('Fleet ').removesuffix(':')}: {first}")
-    return summaries or ["installed"]
 
 
 def policy_install(env: dict[str, str], *, boot_seconds: int) -> str:
@@ -350,7 +307,10 @@ def _setup(manager: StackManager, env: dict[str, str], *, aws: StackProcess | No
             boot_seconds = boot_seconds_get(env)
         except BootSecondsError as exc:
             raise SetupError(str(exc)) from None
-        fleets = devstack_fleets_get(env)
+        try:
+            fleets = devstack_fleets_get(env)
+        except FleetsError as exc:
+            raise SetupError(str(exc)) from None
         _port_check(AWS_HOST, AWS_PORT, "the local AWS endpoint")
         manager.note(f"No AWS endpoint or credentials configured: a local one on port {AWS_PORT}")
         manager.add(aws, env=dict(env), cwd=str(BASE_DIR))
@@ -387,7 +347,11 @@ def _setup(manager: StackManager, env: dict[str, str], *, aws: StackProcess | No
     _migrate(env)
     password_file = _admin_ensure(env)
     if local and env.get("SCALING_FLEETS"):
-        for line in fleets_policy_install(env):
+        try:
+            installed = fleets_policy_install(env, cwd=BASE_DIR)
+        except FleetsError as exc:
+            raise SetupError(str(exc)) from None
+        for line in installed:
             manager.note("Scaling policy, fleet " + line)
     elif local:
         manager.note("Scaling policy: " + policy_install(env, boot_seconds=boot_seconds))

@@ -11,8 +11,8 @@ policy, boot time and processing time), and ``comparison_table`` prints both.
 The clock of both is the first slot boundary at or after the burst's upload:
 the first tick that can count the burst is the simulator's tick at 0 s.
 
-``QueueWatch`` does the same for a fleet measured by its SQS queue (make run's
-``ai``): the queue's depth (visible + in flight) and that fleet's group. With
+``devstack.localfleets.QueueWatch`` does the same for a fleet measured by its SQS
+queue (make run's ``ai``); ``burst_watch`` samples it beside the video burst. With
 several groups the timeline holds every group's periods; each watch keeps its own.
 """
 
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from devstack.localgroup import LocalGroup, group_read
 from scaling.simulation.model import Workload, simulate
@@ -214,75 +214,11 @@ def timeline_periods(timeline: Path, *, asg_name: str, zero: float) -> list[dict
     return periods
 
 
-@dataclass(frozen=True)
-class QueueSample:
-    seconds: float
-    depth: int  # the queue's messages: visible + in flight (the fleet's backlog)
-    desired: int
-    running: int
-    in_service: int
+class FleetWatch(Protocol):
+    """Another fleet watched beside the burst (devstack.localfleets.QueueWatch)."""
 
-
-class QueueWatch:
-    """An SQS-measured fleet through the live loop: its queue and its group."""
-
-    def __init__(
-        self,
-        *,
-        autoscaling: Any,
-        ec2: Any,
-        sqs: Any,
-        asg_name: str,
-        queue_url: str,
-        boot_seconds: int,
-        zero: float,
-        timeline: Path,
-    ) -> None:
-        self.autoscaling, self.ec2, self.sqs = autoscaling, ec2, sqs
-        self.asg_name, self.queue_url, self.boot = asg_name, queue_url, boot_seconds
-        self.zero, self.timeline = zero, timeline
-        self.samples: list[QueueSample] = []
-
-    def sample(self, now: float | None = None) -> QueueSample:
-        now = time.time() if now is None else now
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        group = group_read(self.autoscaling, self.ec2, self.asg_name)
-        running = group.running()
-        result = QueueSample(
-            seconds=round(now - self.zero, 1),
-            depth=int(attributes.get("ApproximateNumberOfMessages", 0))
-            + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            desired=group.desired,
-            running=len(running),
-            in_service=sum(1 for i in running if i.booted(now, self.boot)),
-        )
-        self.samples.append(result)
-        return result
-
-    def settled(self) -> bool:
-        """The queue empty and the group back to nothing."""
-        last = self.samples[-1] if self.samples else None
-        return bool(last and last.depth == 0 and last.desired == 0 and last.running == 0)
-
-    @property
-    def peak_instances(self) -> int:
-        return max((s.running for s in self.samples), default=0)
-
-    @property
-    def back_to_zero(self) -> float | None:
-        """The first sample, after the group ran, with the queue empty and nothing running."""
-        woke = False
-        for s in self.samples:
-            woke = woke or s.running > 0
-            if woke and s.depth == 0 and s.desired == 0 and s.running == 0:
-                return s.seconds
-        return None
-
-    def periods(self) -> list[dict[str, Any]]:
-        return timeline_periods(self.timeline, asg_name=self.asg_name, zero=self.zero)
+    def sample(self, now: float | None = None) -> object: ...
+    def settled(self) -> bool: ...
 
 
 def burst_upload(count: int, *, interval: int, lead: float = 2.5) -> tuple[list[int], float]:
@@ -310,7 +246,7 @@ def burst_watch(
     limit: float,
     on_sample: Callable[[Sample], None] | None = None,
     every: float = 1.0,
-    others: Sequence[QueueWatch] = (),
+    others: Sequence[FleetWatch] = (),
 ) -> bool:
     """Sample until the loop has settled (and every one of ``others``: the other fleets)
     or ``limit`` seconds passed: settled or not."""

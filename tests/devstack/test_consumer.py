@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devstack import launcher
+from devstack import launcher, localfleets
 from devstack.consumer import Consumer, ConsumerError, hold_seconds_get, jobs_send
 from devstack.demo import env_file_read
 from devstack.localaws import local_aws_bootstrap, local_client
@@ -90,13 +90,13 @@ def test_a_bad_hold_is_one_sentence(raw: str) -> None:
 )
 def test_the_local_fleets_are_read(raw: str | None, expected: tuple[str, ...]) -> None:
     env = {} if raw is None else {"DEVSTACK_FLEETS": raw}
-    assert launcher.devstack_fleets_get(env) == expected
+    assert localfleets.devstack_fleets_get(env) == expected
 
 
 @pytest.mark.parametrize("raw", ["ai", "video,messaging", ","])
 def test_bad_local_fleets_are_refused(raw: str) -> None:
-    with pytest.raises(launcher.SetupError, match="DEVSTACK_FLEETS must be video or video,ai"):
-        launcher.devstack_fleets_get({"DEVSTACK_FLEETS": raw})
+    with pytest.raises(localfleets.FleetsError, match="DEVSTACK_FLEETS must be video or video,ai"):
+        localfleets.devstack_fleets_get({"DEVSTACK_FLEETS": raw})
 
 
 def test_the_two_local_fleets_are_valid_configuration(settings: Any) -> None:
@@ -138,7 +138,7 @@ def test_the_env_file_carries_the_fleets_json_to_the_shell_and_the_demo(tmp_path
 
 def test_the_ai_burst_line_is_shown_with_two_fleets() -> None:
     lines = launcher.where_to_look(
-        local=True, password_file=Path("/v/p"), fleets=launcher.LOCAL_FLEETS
+        local=True, password_file=Path("/v/p"), fleets=localfleets.LOCAL_FLEETS
     )
     assert any("make burst FLEET=ai COUNT=20" in line for line in lines)
 

@@ -37,12 +37,11 @@ from typing import Any
 import pytest
 
 from devstack.consumer import jobs_send
-from devstack.launcher import AI_ASG_NAME, AI_NAMESPACE, AI_QUEUE_NAME
 from devstack.localaws import local_aws_bootstrap, local_client
+from devstack.localfleets import AI_ASG_NAME, AI_NAMESPACE, AI_QUEUE_NAME, QueueWatch
 from devstack.loop import (
     LoopRun,
     LoopWatch,
-    QueueWatch,
     Sample,
     burst_upload,
     burst_watch,
