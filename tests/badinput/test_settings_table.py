@@ -406,6 +406,20 @@ TABLE: dict[str, Row] = {
     "hold-seconds-as-given": _accepted(
         "VIDEO_WORKER_HOLD_SECONDS", " 2.5 ", "repr(s.VIDEO_WORKER_HOLD_SECONDS)", "' 2.5 '"
     ),
+    "fleets-on-one-group": Row(
+        "SCALING_FLEETS",
+        # Braces doubled: the value goes through str.format (the {tmp} placeholder).
+        '[{{"name": "video", "asg_name": "academy-video-worker-asg"}}, {{"name": "ai", '
+        '"asg_name": "academy-video-worker-asg", "source": "sqs", "queue_url": '
+        '"https://sqs.ap-northeast-2.amazonaws.com/123456789012/ai-jobs"}}]',
+        1,
+        _scaling_error(
+            "scaling.E012",
+            "SCALING_FLEETS puts fleets 'video' and 'ai' on one Auto Scaling group "
+            "'academy-video-worker-asg': two metrics would fight over it.",
+            "Give every fleet its own Auto Scaling group.",
+        ),
+    ),
     "backlog-source-missing": Row(
         "SCALING_BACKLOG_SOURCE",
         "video.nowhere.Source",
