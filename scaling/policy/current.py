@@ -98,6 +98,20 @@ def current_read(*, asg_name: str, region: str, autoscaling: Any, cloudwatch: An
     )
 
 
+def group_policies_read(autoscaling: Any, asg_name: str) -> list[dict[str, Any]]:
+    """Every scaling policy of the group, whatever its name (--check looks there for ours
+    under the name a CloudFormation stack gave it: scaling.policy.check)."""
+
+    def read() -> list[dict[str, Any]]:
+        pages = autoscaling.get_paginator("describe_policies").paginate(
+            AutoScalingGroupName=asg_name
+        )
+        return [dict(policy) for page in pages for policy in page["ScalingPolicies"]]
+
+    found: list[dict[str, Any]] = aws_call("DescribePolicies", read)
+    return found
+
+
 def _hook_read(autoscaling: Any, asg_name: str) -> dict[str, Any] | None:
     found: dict[str, Any] | None = aws_call(
         "DescribeLifecycleHooks", lambda: hook_describe(autoscaling, asg_name)

@@ -46,9 +46,28 @@ class FieldChange:
     def as_json(self) -> dict[str, Any]:
         return {"path": self.path, "old": self.old, "new": self.new}
 
+    def drift_text(self, *, strip: str = "", width: int = 160) -> str:
+        """The change as --check words it: what AWS holds ("installed") against what the
+        command would install ("asked"), e.g. ``TargetValue 3 installed, 5 asked``.
+        ``strip`` drops a path prefix the caller's label already says."""
+        path = self.path.removeprefix(strip)
+        return f"{path} {_brief(self.old, width)} installed, {_brief(self.new, width)} asked"
+
 
 def _show(value: Any) -> str:
     return "(absent)" if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _brief(value: Any, width: int) -> str:
+    """A value on part of one line: whole numbers without ".0", strings unquoted, long
+    values cut (--json carries them whole)."""
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    elif isinstance(value, str) and value:
+        text = value
+    else:
+        text = _show(value)
+    return text if len(text) <= width else f"{text[: width - 3]}..."
 
 
 def _empty(value: Any) -> bool:

@@ -36,6 +36,7 @@ from scaling.fleets import Fleet
 from scaling.metric_spec import MetricSpec, metric_spec_get
 from scaling.policy.alarms import alarm_names, alarm_requests_build, alarms_delete_request_build
 from scaling.policy.current import (
+    Current,
     aws_call,
     current_read,
     metrics_enabled,
@@ -139,21 +140,28 @@ def _send(client: Any, request: ApiRequest) -> Any:
 
 
 def policy_install(
-    *, options: PolicyOptions, dry_run: bool, fleet: Fleet | None = None, dashboard: bool = True
+    *,
+    options: PolicyOptions,
+    dry_run: bool,
+    fleet: Fleet | None = None,
+    dashboard: bool = True,
+    current: Current | None = None,
 ) -> PolicyRun:
     """Install (or align) everything this command owns on the group; idempotent.
 
     ``fleet`` (--fleet, --all): that fleet's metric, and its drain hook only where its
     workers hold leases; None: the settings' own metric, as before fleets. ``dashboard``
     False leaves the dashboard to the caller (--all: one dashboard for every fleet).
+    ``current``: what AWS holds, when the caller read it already (--check, scaling.policy.check).
     """
     spec = metric_spec_get(conf=fleet.conf() if fleet else None, asg_name=options.asg_name)
     region = scaling_settings().region
     autoscaling = autoscaling_client(role="installer")
     cloudwatch = cloudwatch_client(for_command=True, role="installer")
-    current = current_read(
-        asg_name=options.asg_name, region=region, autoscaling=autoscaling, cloudwatch=cloudwatch
-    )
+    if current is None:
+        current = current_read(
+            asg_name=options.asg_name, region=region, autoscaling=autoscaling, cloudwatch=cloudwatch
+        )
     run = PolicyRun(
         asg_name=options.asg_name,
         region=region,

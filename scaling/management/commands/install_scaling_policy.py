@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from scaling.management.base import OneLineErrorCommand
+from scaling.policy.check import CHECK_HELP, check_command, check_lines
 from scaling.policy.fleet_runs import (
     OPTION_FLAGS,
     FleetUsageError,
@@ -47,7 +48,7 @@ class Command(OneLineErrorCommand):
         "Install (or align) the video workers' scaling policy: target tracking on backlog per "
         "in-service instance, a wake-from-zero alarm, five alarms that say when scaling "
         "breaks, a dashboard and a termination lifecycle hook that lets a busy instance "
-        "finish its video. Idempotent; --uninstall removes them."
+        "finish its video. Idempotent; --uninstall removes them, --check compares."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -101,11 +102,15 @@ class Command(OneLineErrorCommand):
             action="store_true",
             help="Read AWS, print the exact write requests as JSON, send none of them.",
         )
+        parser.add_argument("--check", action="store_true", help=CHECK_HELP)
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["check"]:  # scaling.policy.check
+            self._run(options, check_command, check_lines)
+            return
         if options["fleet"] is not None or options["all"]:
-            self._fleets(options)
+            self._run(options, fleets_command, fleets_run_lines)
             return
         try:
             if options["uninstall"]:
@@ -123,15 +128,15 @@ class Command(OneLineErrorCommand):
             raise CommandError(str(exc)) from exc
         self._out(options, run.as_json(), policy_run_lines(run))
 
-    def _fleets(self, options: dict[str, Any]) -> None:
-        """--fleet NAME or --all: each fleet on its own group (scaling.policy.fleet_runs)."""
+    def _run(self, options: dict[str, Any], command: Callable[..., Any], lines: Callable) -> None:
+        """--check, or --fleet NAME / --all (each fleet on its own group: fleet_runs)."""
         try:
-            run = fleets_command(options)
-        except FleetUsageError as exc:
+            run = command(options)
+        except FleetUsageError as exc:  # and --check's own
             raise CommandError(str(exc), returncode=2) from exc
         except PolicyError as exc:
             raise CommandError(str(exc)) from exc
-        self._out(options, run.as_json(), fleets_run_lines(run))
+        self._out(options, run.as_json(), lines(run))
         failure = run.failure()
         if failure:
             raise CommandError(failure)
