@@ -1,0 +1,315 @@
+"""export_scaling_stack: the installer's own requests as CloudFormation and Terraform.
+
+Every combination the installer accepts is linted by cfn-lint (AWS's resource
+schemas and rules, the closest check to real AWS without an account) in one
+process; planted mistakes show the lint is not vacuous; each resource is held
+equal to the request install_scaling_policy --dry-run sends on moto.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import time
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cfnlint.api import ConfigMixIn, Runner, decode_str
+from django.core.management import CommandError, call_command
+
+from devstack.localaws import local_aws_bootstrap
+from scaling.export.cloudformation import CFN_PROPERTY_NAMES, CFN_TYPES, GROUP_PARAMETER
+from scaling.export.run import export_build
+from scaling.export.terraform import GROUP_VARIABLE, TF_TYPES
+from tests.deploy.test_iam_documents import Call, calls_held_to_the_configured_fleets
+
+VIDEO_ASG = "academy-video-worker-asg"
+AI_ASG = "academy-ai-worker-asg"
+TOPIC = "arn:aws:sns:ap-northeast-2:123456789012:academy-ops"
+ACCOUNT = "123456789012"  # moto's account: the group ARN the installer reads
+REGION = "ap-northeast-2"
+QUEUE = "https://sqs.ap-northeast-2.amazonaws.com/123456789012/ai-jobs"
+# What the template cannot carry: the group's own metrics collection (its notes say so).
+NOT_IN_TEMPLATE = {"EnableMetricsCollection", "CreateOrUpdateTags"}
+
+
+def _fleets(queue_url: str = QUEUE) -> list[dict[str, Any]]:
+    return [
+        {"name": "video", "asg_name": VIDEO_ASG, "source": "port"},
+        {
+            "name": "ai",
+            "asg_name": AI_ASG,
+            "source": "sqs",
+            "queue_url": queue_url,
+            "namespace": "Academy/Workers",
+            "dimensions": {"WorkerType": "AI"},
+            "policy": {"acceptable_wait": 300, "processing_time": 30},
+        },
+    ]
+
+
+def _export(**flags: Any) -> Any:
+    return export_build({"format": "cloudformation", **flags})
+
+
+def _flags(mode: str, alarm_wait: bool, topic: bool) -> dict[str, Any]:
+    flags: dict[str, Any] = {"mode": mode}
+    if mode == "total":
+        flags["target_value"] = "20"
+    if alarm_wait:
+        flags["alarm_wait"] = "900"
+    if topic:
+        flags["alarm_topic"] = TOPIC
+    return flags
+
+
+_RUNNER: list[Runner] = []
+
+
+def _problems(template: str) -> list[str]:
+    """cfn-lint's errors and warnings (its informational matches are
+    advice, not faults). One Runner for the session: building one loads the rules
+    (about 0.3 s), validating a template with it takes about 0.1 s."""
+    if not _RUNNER:
+        regions = [REGION, "us-east-1"]  # the stack's region and cfn-lint's primary
+        _RUNNER.append(Runner(ConfigMixIn(regions=regions, include_experimental=True)))
+    decoded, errors = decode_str(template)
+    assert errors == []
+    assert decoded is not None
+    found = _RUNNER[0].validate_template(decoded)
+    return [f"{m.rule.id} {m.message}" for m in found if m.rule.id[0] in "EW"]
+
+
+# Every combination: cfn-lint finds nothing -------------------------------------------
+
+
+def test_every_combination_the_installer_accepts_lints_clean(settings: Any) -> None:
+    """per-instance/total x alarm wait given or not x topic or not x the video fleet
+    (leases: the drain hook) or the ai fleet (SQS: no hook) x 10/30/60 s; and without
+    --fleet (the settings' own metric)."""
+    settings.SCALING_FLEETS = _fleets()
+    templates: dict[str, str] = {}
+    for period in (10, 30, 60):
+        settings.SCALING_PUBLISH_INTERVAL_SECONDS = period
+        combinations = [
+            *itertools.product(
+                ("video", "ai"), ("per-instance", "total"), (False, True), (False, True)
+            ),
+            *((None, mode, False, True) for mode in ("per-instance", "total")),
+        ]
+        for fleet, mode, wait, topic in combinations:
+            export = _export(fleet=fleet, yaml=fleet == "ai", **_flags(mode, wait, topic))
+            hook = any(r.kind == "lifecycle-hook" for r in export.stack.resources)
+            assert hook == (fleet != "ai")
+            assert len(export.stack.resources) == (10 if hook else 9)
+            templates[f"{period}s {fleet} {mode} wait={wait} topic={topic}"] = export.text
+    started = time.monotonic()
+    found = {name: _problems(text) for name, text in templates.items()}
+    elapsed = time.monotonic() - started
+    assert {name: p for name, p in found.items() if p} == {}
+    assert len(templates) == 54
+    print(f"cfn-lint: {len(templates)} templates in {elapsed:.1f} s")
+
+
+# Planted mistakes are caught ----------------------------------------------------------
+
+
+def _template(**flags: Any) -> dict[str, Any]:
+    return copy.deepcopy(_export(**flags).document)
+
+
+def test_a_metric_query_id_with_a_capital_first_letter_is_caught() -> None:
+    template = _template()
+    assert _problems(json.dumps(template)) == []
+    queries = template["Resources"]["StarvedAlarm"]["Properties"]["Metrics"]
+    queries[0]["Id"] = "M1"
+    queries[3]["Expression"] = queries[3]["Expression"].replace("m1", "M1")
+    problems = _problems(json.dumps(template))
+    assert problems
+    assert any("M1" in p and "^([a-z])" in p for p in problems), problems
+
+
+def _with_group(template: dict[str, Any], *, min_size: int, max_size: int) -> str:
+    """The template with the group planted in it (cfn-lint's E3712 looks only at a group
+    defined in the same template) and the policy pointed at it."""
+    template["Resources"]["PlantedGroup"] = {
+        "Type": "AWS::AutoScaling::AutoScalingGroup",
+        "Properties": {
+            "MinSize": str(min_size),
+            "MaxSize": str(max_size),
+            "AvailabilityZones": {"Fn::GetAZs": ""},
+            "LaunchTemplate": {"LaunchTemplateName": "workers", "Version": "1"},
+        },
+    }
+    properties = template["Resources"]["TargetTrackingPolicy"]["Properties"]
+    properties["AutoScalingGroupName"] = {"Ref": "PlantedGroup"}
+    return json.dumps(template)
+
+
+def test_max_size_equal_to_min_size_under_target_tracking_is_caught() -> None:
+    assert _problems(_with_group(_template(), min_size=1, max_size=4)) == []
+    problems = _problems(_with_group(_template(), min_size=2, max_size=2))
+    assert [p.split()[0] for p in problems] == ["E3712"], problems
+    # The group referenced by parameter (the export's own shape) is out of the rule's
+    # reach: that is why the planted copy holds the group.
+    assert "Parameters" in _template()
+    assert GROUP_PARAMETER in _template()["Parameters"]
+
+
+# One source of truth: each resource is the installer's request --------------------------
+
+
+def _resolve(value: Any, names: dict[str, str]) -> Any:
+    """A template value with Ref / Fn::Sub / ${...} interpolations resolved."""
+    if isinstance(value, list):
+        return [_resolve(item, names) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            return names[value["Ref"]]
+        if set(value) == {"Fn::Sub"}:
+            text = re.sub(r"\$\{([^!}][^}]*)\}", lambda m: names[m.group(1)], value["Fn::Sub"])
+            return text.replace("${!", "${")
+        return {key: _resolve(item, names) for key, item in value.items()}
+    if isinstance(value, str) and "${" in value:
+        text = re.sub(r"(?<!\$)\$\{([^}]*)\}", lambda m: names[m.group(1)], value)
+        return text.replace("$${", "${").replace("%%{", "%{")
+    return value
+
+
+def _leaves(value: Any, key: str = "") -> list[str]:
+    """Every scalar, sorted; an alarm's dimensions map (Terraform) gives its keys too, as
+    the API's Name/Value list does."""
+    if isinstance(value, dict):
+        if key == "dimensions":
+            return sorted(repr(part) for pair in value.items() for part in pair)
+        return sorted(leaf for k, item in value.items() for leaf in _leaves(item, k))
+    if isinstance(value, list):
+        return sorted(leaf for item in value for leaf in _leaves(item))
+    return [repr(value)]
+
+
+@pytest.fixture
+def two_groups(aws: dict[str, str], settings: Any) -> Iterator[list[Call]]:
+    ai = local_aws_bootstrap(aws["endpoint"], asg_name=AI_ASG, queue_name="ai-jobs")
+    settings.SCALING_FLEETS = _fleets(ai["queue_url"])
+    with calls_held_to_the_configured_fleets() as calls:
+        yield calls
+
+
+def _dry_run(*args: str) -> list[dict[str, Any]]:
+    out = StringIO()
+    call_command("install_scaling_policy", *args, "--dry-run", "--json", stdout=out)
+    result = json.loads(out.getvalue())
+    (run,) = result.get("fleets", [result])
+    return list(run["requests"])
+
+
+@pytest.mark.parametrize(
+    ("fleet", "args"),
+    [
+        pytest.param("video", ["--alarm-topic", TOPIC], id="video-per-instance-topic"),
+        pytest.param("video", ["--mode", "total", "--target-value", "20"], id="video-total"),
+        pytest.param("ai", ["--alarm-wait", "900", "--warmup", "120"], id="ai-per-instance"),
+    ],
+)
+def test_each_resource_is_the_request_the_installer_sends(
+    two_groups: list[Call], settings: Any, fleet: str, args: list[str]
+) -> None:
+    settings.SCALING_PUBLISH_INTERVAL_SECONDS = 10
+    sent = _dry_run("--fleet", fleet, *args)
+    flags = dict(zip([a[2:].replace("-", "_") for a in args[::2]], args[1::2], strict=True))
+    asg = {"video": VIDEO_ASG, "ai": AI_ASG}[fleet]
+    cfn = export_build({"format": "cloudformation", "fleet": fleet, **flags})
+    tf = export_build({"format": "terraform", "fleet": fleet, **flags})
+    wake = next(r for r in sent if r["params"].get("PolicyName", "").endswith("zero"))
+    wake_arn = f"<PolicyARN returned for {wake['params']['PolicyName']}>"
+    cfn_names = {
+        GROUP_PARAMETER: asg,
+        "WakePolicy": wake_arn,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Partition": "aws",
+        "AWS::Region": REGION,
+    }
+    tf_names = {
+        f"var.{GROUP_VARIABLE}": asg,
+        "aws_autoscaling_policy.wake_policy.arn": wake_arn,
+        "data.aws_caller_identity.current.account_id": ACCOUNT,
+        "data.aws_partition.current.partition": "aws",
+        "data.aws_region.current.name": REGION,
+    }
+    in_template = [r for r in sent if r["operation"] not in NOT_IN_TEMPLATE]
+    assert {r["operation"] for r in sent} - {r["operation"] for r in in_template} == (
+        NOT_IN_TEMPLATE
+    )
+    resources = cfn.stack.resources
+    assert len(in_template) == len(resources)
+    tf_resources = tf.document["resource"]
+    for request, resource in zip(in_template, resources, strict=True):
+        operation = request["operation"]
+        assert resource.request.operation == operation
+        expected = {
+            CFN_PROPERTY_NAMES.get(key, key): value
+            for key, value in request["params"].items()
+            if CFN_PROPERTY_NAMES.get(key, key) is not None
+        }
+        block = cfn.document["Resources"][resource.logical_id]
+        assert block["Type"] == CFN_TYPES[operation]
+        assert _resolve(block["Properties"], cfn_names) == expected, resource.logical_id
+        tf_name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", resource.logical_id).lower()
+        attributes = _resolve(tf_resources[TF_TYPES[operation]][tf_name], tf_names)
+        assert _leaves(attributes) == _leaves(request["params"]), resource.logical_id
+
+
+# The command ----------------------------------------------------------------------------
+
+
+def _command(*args: str) -> str:
+    out = StringIO()
+    call_command("export_scaling_stack", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_command_writes_each_format(tmp_path: Path) -> None:
+    as_json = json.loads(_command("--format", "cloudformation"))
+    assert as_json["Parameters"][GROUP_PARAMETER]["Default"] == VIDEO_ASG
+    assert not any(
+        body["Type"] == "AWS::AutoScaling::AutoScalingGroup"
+        for body in as_json["Resources"].values()
+    )
+    target = tmp_path / "scaling.yaml"
+    lines = _command("--format", "cloudformation", "--output", str(target)).splitlines()
+    assert lines[0].startswith(f"Wrote {target}: CloudFormation (YAML), 10 resources")
+    assert yaml.safe_load(target.read_text()) == as_json
+    tf_file = tmp_path / "scaling.tf.json"
+    summary = json.loads(_command("--format", "terraform", "--output", str(tf_file), "--json"))
+    assert summary["format"] == "terraform"
+    assert [r["type"] for r in summary["resources"]].count("aws_cloudwatch_metric_alarm") == 6
+    document = json.loads(tf_file.read_text())
+    assert document["variable"][GROUP_VARIABLE]["default"] == VIDEO_ASG
+    assert set(document["resource"]) == set(TF_TYPES.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (["--format", "cloudformation", "--warmup", "abc"], "--warmup must be a whole number"),
+        (["--format", "cloudformation", "--fleet", "nope"], "Unknown fleet 'nope'"),
+        (["--format", "terraform", "--output", "x.json"], "must end .tf.json"),
+        (["--format", "terraform", "--yaml"], "--yaml is for --format cloudformation"),
+        (["--format", "cloudformation", "--asg-name", "a b"], "letters, digits, - and _"),
+        (["--format", "cloudformation", "--alarm-topic", "x"], "--alarm-topic must be"),
+        (["--format", "cloudformation", "--mode", "total", "--acceptable-wait", "60"], "needs"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], sentence: str) -> None:
+    with pytest.raises(CommandError) as raised:
+        _command(*args)
+    assert raised.value.returncode == 2
+    assert sentence in str(raised.value)
+    assert "\n" not in str(raised.value)
