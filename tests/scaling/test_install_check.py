@@ -438,3 +438,96 @@ def test_check_fleet_unknown_is_a_usage_error(two_fleets: list[Call]) -> None:
     code, _, error = _check("--fleet", "nope")
 
     assert (code, error) == (2, "Unknown fleet 'nope': configured fleets are video, ai.")
+
+
+# A stack made from the export ------------------------------------------------------------
+
+MOTO_ACCOUNT = "123456789012"
+
+
+def _resolved(value: Any, refs: dict[str, str]) -> Any:
+    """The template's Ref and Fn::Sub, as CloudFormation resolves them."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return refs[value["Ref"]]
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        text = str(value["Fn::Sub"])
+        for name, resolved in refs.items():
+            text = text.replace("${" + name + "}", resolved)
+        return text.replace("${!", "${")
+    if isinstance(value, dict):
+        return {key: _resolved(item, refs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolved(item, refs) for item in value]
+    return value
+
+
+def _stack_deploy(aws: dict[str, str], stack: str = "academy-scaling") -> None:
+    """export_scaling_stack's CloudFormation template made on moto as CloudFormation
+    would: each resource through its API, the policies under names of the stack's
+    making (PolicyName is read-only in AWS::AutoScaling::ScalingPolicy's schema), the
+    wake policy before the alarm that Refs it; the group collects its metrics itself."""
+    out = StringIO()
+    call_command("export_scaling_stack", "--format", "cloudformation", stdout=out)
+    template = json.loads(out.getvalue())
+    refs = {
+        "AutoScalingGroupName": ASG,
+        "AWS::Region": aws["region"],
+        "AWS::AccountId": MOTO_ACCOUNT,
+        "AWS::Partition": "aws",
+    }
+    autoscaling, cloudwatch = _autoscaling(aws), _cloudwatch(aws)
+    autoscaling.enable_metrics_collection(
+        AutoScalingGroupName=ASG,
+        Metrics=["GroupInServiceInstances", "GroupDesiredCapacity", "GroupMaxSize"],
+        Granularity="1Minute",
+    )
+    resources = template["Resources"]
+    policies_first = sorted(resources, key=lambda r: "Policy" not in resources[r]["Type"])
+    for index, logical_id in enumerate(policies_first):
+        kind = resources[logical_id]["Type"]
+        properties = _resolved(resources[logical_id]["Properties"], refs)
+        if kind == "AWS::AutoScaling::ScalingPolicy":
+            name = f"{stack}-{logical_id}-{index:04d}RANDOM"
+            properties["PolicyName"] = name
+            autoscaling.put_scaling_policy(**properties)
+            found = autoscaling.describe_policies(AutoScalingGroupName=ASG, PolicyNames=[name])
+            refs[logical_id] = found["ScalingPolicies"][0]["PolicyARN"]
+        elif kind == "AWS::CloudWatch::Alarm":
+            cloudwatch.put_metric_alarm(**properties)
+        elif kind == "AWS::CloudWatch::Dashboard":
+            cloudwatch.put_dashboard(**properties)
+        else:
+            assert kind == "AWS::AutoScaling::LifecycleHook"
+            autoscaling.put_lifecycle_hook(**properties)
+
+
+def test_a_stack_made_from_the_export_checks_equal_then_names_a_change(
+    aws: dict[str, str], calls: list[tuple[str, str]]
+) -> None:
+    _stack_deploy(aws)
+    calls.clear()
+
+    code, lines, _ = _check()
+
+    assert code == 0, lines
+    assert [line.split(" (")[0] for line in lines[:2]] == [
+        "target tracking: compared policy academy-scaling-TargetTrackingPolicy-0000RANDOM",
+        "wake policy: compared policy academy-scaling-WakePolicy-0001RANDOM",
+    ]
+    assert lines[2].startswith("Equal: ")
+    assert _writes(calls) == []
+
+    policy = _autoscaling(aws).describe_policies(
+        AutoScalingGroupName=ASG, PolicyNames=["academy-scaling-TargetTrackingPolicy-0000RANDOM"]
+    )["ScalingPolicies"][0]
+    _autoscaling(aws).put_scaling_policy(
+        AutoScalingGroupName=ASG,
+        PolicyName=policy["PolicyName"],
+        PolicyType="TargetTrackingScaling",
+        EstimatedInstanceWarmup=policy["EstimatedInstanceWarmup"],
+        TargetTrackingConfiguration={**policy["TargetTrackingConfiguration"], "TargetValue": 6.0},
+    )
+    code, lines, _ = _check()
+
+    assert code == 1
+    assert lines[2:] == ["target tracking: TargetValue 6 installed, 3 asked"]
