@@ -40,6 +40,10 @@ CFN_PROPERTY_NAMES: dict[str, str | None] = {
     # AWS::AutoScaling::ScalingPolicy has no Enabled: a policy in a stack is always
     # enabled, as the installer's (Enabled: true) is.
     "Enabled": None,
+    # PolicyName is read-only in the resource schema (a GetAtt, not a property):
+    # CloudFormation names a stack's policy itself; install_scaling_policy --check finds
+    # it by its shape (scaling.policy.check).
+    "PolicyName": None,
 }
 # How each placeholder is written inside Fn::Sub, and alone (as Ref).
 _SUB = {
