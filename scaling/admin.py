@@ -35,7 +35,8 @@ from scaling.audit.installed_policy import PolicyOnGroup, installed_policy_get
 from scaling.audit.leases import work_untracked
 from scaling.fleets import Fleet as FleetConfig
 from scaling.fleets import UnknownFleet, fleet_get, fleet_names
-from scaling.models import MetricPublication
+from scaling.models import MetricPublication, ScalingPause
+from scaling.policy.pause import pause_active, pause_line
 from scaling.selectors import publications_recent
 
 WINDOW_PARAM = "window"
@@ -215,6 +216,8 @@ class MetricPublicationAdmin(_ModelAdmin):
         untracked = work_untracked(fleet_config)
         fleet = fleet_page_get(asg_name=fleet_config.asg_name, leases=not untracked)
         names = fleet_names()
+        # An active scale-in pause (scaling_pause): one line above the chart.
+        pause = pause_active(fleet_config.name)
         context = {
             **(extra_context or {}),
             "publication_chart": chart,
@@ -233,6 +236,7 @@ class MetricPublicationAdmin(_ModelAdmin):
             if len(names) > 1
             else [],
             "policy_line": policy_line,
+            "pause_line": "" if pause is None else pause_line(pause),
             # The group's instances (a short AWS read, cached) with their videos; or why not.
             "fleet": fleet if isinstance(fleet, Fleet) else None,
             "fleet_error": fleet if isinstance(fleet, str) else "",
@@ -262,6 +266,30 @@ class MetricPublicationAdmin(_ModelAdmin):
 
         columns.insert(columns.index("source") + 1, aims_for)
         return columns
+
+
+if TYPE_CHECKING:
+    _PauseAdmin = admin.ModelAdmin[ScalingPause]
+else:
+    _PauseAdmin = admin.ModelAdmin
+
+
+@admin.register(ScalingPause)
+class ScalingPauseAdmin(_PauseAdmin):
+    """Scale-in pauses, who asked and why: written by ``manage.py scaling_pause`` only."""
+
+    list_display = ("fleet", "started_at", "until", "reason", "by", "ended_at", "end_reason")
+    list_filter = ("fleet", "end_reason")
+    ordering = ("-started_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 def _query_with(request: HttpRequest, param: str, value: str) -> str:

@@ -103,3 +103,38 @@ class SlotClaim(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class PauseEnd(models.TextChoices):
+    RESUMED = "resumed", "Resumed by scaling_pause --resume"
+    EXPIRED = "expired", "Its time was up (the tick resumed it)"
+    UNINSTALLED = "uninstalled", "The policy was uninstalled"
+
+
+class ScalingPause(models.Model):
+    """A pause of one fleet's scale-in (``manage.py scaling_pause``, scaling.policy.pause):
+    who asked, why, until when, and how it ended. At most one active row (no
+    ``ended_at``) per fleet: pausing again moves ``until``, never stacks a second row."""
+
+    fleet = models.CharField(max_length=32, help_text="The worker fleet (scaling.fleets).")
+    asg_name = models.CharField(max_length=255)
+    started_at = models.DateTimeField(help_text="When the first pause of this row began (UTC).")
+    until = models.DateTimeField(help_text="When scale-in comes back by itself (UTC).")
+    reason = models.CharField(max_length=500, help_text="Why (the latest pause's reason).")
+    by = models.CharField(max_length=150, help_text="Who (the OS user, or --by).")
+    ended_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    end_reason = models.CharField(max_length=16, choices=PauseEnd.choices, blank=True)
+
+    class Meta:
+        ordering = ("-started_at",)
+        constraints = (
+            models.UniqueConstraint(
+                fields=("fleet",),
+                condition=models.Q(ended_at__isnull=True),
+                name="scaling_pause_one_active_per_fleet",
+            ),
+        )
+
+    def __str__(self) -> str:
+        state = f"ended {self.end_reason}" if self.ended_at else f"until {self.until:%H:%M} UTC"
+        return f"{self.fleet} scale-in paused {state}: {self.reason} ({self.by})"

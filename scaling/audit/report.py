@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.utils import timezone
+
 from scaling.audit.fleet import Work
 from scaling.audit.series import SlotRow
 from scaling.audit.status import ScalingStatus
+from scaling.policy.pause import pause_line
+from scaling.policy.requests import TARGET_POLICY_NAME
 
 # time, backlog, in service, desired, busy, protected
 _COLUMNS = (("time", 19), ("backlog", 15), ("in service", 10), ("desired", 7), ("busy", 4))
@@ -35,6 +39,7 @@ def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
         lines.append((f"{label}: unavailable ({error}).", True))
 
     out(f"Group {s.asg_name} ({s.region})")
+    pause_lines(s, lines)
     if s.from_queue:
         out(f"Backlog now: {s.database.error}.")
     elif (b := s.database.data) is not None:
@@ -96,6 +101,27 @@ def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
     leases_lines(s, out, down)
     fleet_lines(s, out, down)
     return lines
+
+
+def pause_lines(s: ScalingStatus, lines: list[tuple[str, bool]]) -> None:
+    """An active scale-in pause and its end, as a warning line (none: no line at all)."""
+    if s.pause_error:
+        lines.append((f"Scale-in pause: unknown ({s.pause_error}).", True))
+    if (p := s.pause) is None:
+        return
+    row = p.row
+    left = max(0, int((row.until - timezone.now()).total_seconds()))
+    line = f"{pause_line(row)}; ends {row.until.isoformat()} (in {_duration(left)})"
+    if p.in_force is True:
+        line += f"; {TARGET_POLICY_NAME} has DisableScaleIn true"
+    elif p.in_force is False:
+        line += (
+            f"; but {TARGET_POLICY_NAME} scales in (installed again during the pause?): "
+            "scaling_pause again puts the pause back"
+        )
+    else:
+        line += f"; {p.note}"
+    lines.append((line + ".", True))
 
 
 def fleet_header(s: ScalingStatus) -> str:

@@ -33,8 +33,16 @@ from scaling.audit.series import DEFAULT_SLOTS, SlotRow, slot_rows_read
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import ScalingSettings, scaling_settings
 from scaling.fleets import Fleet as FleetConfig
+from scaling.models import ScalingPause
 from scaling.policy.alarms import alarm_names
 from scaling.policy.installed import ScalingPolicy
+from scaling.policy.pause import (
+    PauseError,
+    pause_active,
+    pause_json,
+    scale_in_disabled,
+    target_policy_read,
+)
 from scaling.policy.requests import wake_alarm_name
 from scaling.port import backlog_source
 from scaling.selectors import publications_recent
@@ -52,6 +60,20 @@ class Agreement:
     slot_start: str
     database_now: int
     agrees: bool
+
+
+@dataclass(frozen=True)
+class PauseShown:
+    """The fleet's active scale-in pause (scaling.policy.pause) and whether AWS holds it."""
+
+    row: ScalingPause
+    # The policy's DisableScaleIn: True in force; False the policy scales in (re-installed
+    # during the pause); None not known (``note`` says why).
+    in_force: bool | None
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {**pause_json(self.row), "in_force": self.in_force, "note": self.note}
 
 
 @dataclass
@@ -81,14 +103,18 @@ class ScalingStatus:
     # Its workers hold no leases while the port has lease hooks (an SQS fleet, or a
     # port fleet configured without): no work by instance, no drain hook needed.
     untracked: bool = False
+    # Its active scale-in pause, or None (none, or not read: ``pause_error`` says why).
+    pause: PauseShown | None = None
+    pause_error: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        # Every field after the name and the region is a Part, but the last two.
-        parts = [f.name for f in fields(self)][2:-2]
+        parts = [f.name for f in fields(self) if isinstance(getattr(self, f.name), Part)]
         return {
             "asg_name": self.asg_name,
             "region": self.region,
             **{name: getattr(self, name).as_json() for name in parts},
+            "pause": None if self.pause is None else self.pause.as_json(),
+            "pause_error": self.pause_error,
         }
 
     def fleet_json(self) -> dict[str, Any]:
@@ -125,6 +151,24 @@ def queue_measured(fleet: FleetConfig) -> str:
 
 def _no_leases(fleet: FleetConfig) -> str:
     return f"off: fleet {fleet.name}'s workers hold no leases (source {fleet.source})"
+
+
+def pause_shown_read(fleet: str) -> tuple[PauseShown | None, str]:
+    """The fleet's active pause with its policy's DisableScaleIn (one DescribePolicies,
+    only while paused), or None and why it could not be read."""
+    try:
+        row = pause_active(fleet)
+    except DatabaseError as exc:
+        return None, error_sentence(exc, limit=ERROR_LIMIT)
+    if row is None:
+        return None, ""
+    try:
+        policy = target_policy_read(autoscaling_client(role="status"), row.asg_name)
+    except (PauseError, *AWS_ERRORS) as exc:
+        return PauseShown(row, None, f"policy not read: {str(exc)[:ERROR_LIMIT]}"), ""
+    if policy is None:
+        return PauseShown(row, None, f"no target tracking policy on {row.asg_name}"), ""
+    return PauseShown(row, scale_in_disabled(policy)), ""
 
 
 def scaling_status_get(
@@ -185,6 +229,7 @@ def scaling_status_get(
             names += [a for p in policies.data for a in p.alarms]
         alarms = part_read(lambda: alarms_read(cloudwatch, names), errors=AWS_ERRORS)
         aim = aim_part(database, publications, group, policies)
+    pause, pause_error = pause_shown_read(fleet_name)
     return ScalingStatus(
         asg_name=name,
         region=conf.region,
@@ -205,6 +250,8 @@ def scaling_status_get(
         slots=series,
         of_fleet=fleet,
         untracked=untracked,
+        pause=pause,
+        pause_error=pause_error,
     )
 
 

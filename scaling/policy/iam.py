@@ -2,11 +2,12 @@
 
 ``publisher`` (the API stack's role): PutMetricData only in the fleets'
 namespaces (condition ``cloudwatch:namespace``), the queue depth of each fleet's
-queue, job messages on the job queue, and protection and drain on the groups of
-the fleets whose workers hold leases. ``installer``: the policies, metrics
-collection, marker tag and drain hook on each fleet's group, each fleet's six
-alarms and its dashboard (and the fleets dashboard of ``--all`` when there are
-several). ``status``: reads only.
+queue, job messages on the job queue, the end of a scale-in pause whose time is
+up (DescribePolicies, PutScalingPolicy on the fleets' groups: scaling.policy.pause),
+and protection and drain on the groups of the fleets whose workers hold leases.
+``installer``: the policies, metrics collection, marker tag and drain hook on each
+fleet's group, each fleet's six alarms and its dashboard (and the fleets dashboard
+of ``--all`` when there are several). ``status``: reads only.
 
 With no ``SCALING_FLEETS`` (one fleet, ``video``) and the job queue
 ``academy-video-jobs``, the text is deploy/iam/<role>.json exactly
@@ -92,6 +93,24 @@ def _publisher(fleets: list[Fleet], region: str, account: str) -> list[dict[str,
                 "Resource": _queue_arn(job_queue, region, account),
             }
         )
+    # The tick ends a scale-in pause whose time is up (scaling.policy.pause): it reads the
+    # installer's target tracking policy back and puts it again with DisableScaleIn false.
+    statements.append(
+        {
+            "Sid": "ReadScalingPoliciesDescribeHasNoResourceLevelPermissions",
+            "Effect": "Allow",
+            "Action": "autoscaling:DescribePolicies",
+            "Resource": "*",
+        }
+    )
+    statements.append(
+        {
+            "Sid": f"EndAScaleInPauseWhenItsTimeIsUpIn{_groups_sid(fleets)}Only",
+            "Effect": "Allow",
+            "Action": "autoscaling:PutScalingPolicy",
+            "Resource": _one_or_many([_group_arn(f.asg_name, region, account) for f in fleets]),
+        }
+    )
     leased = [f for f in fleets if f.leases]
     if leased:
         groups = _groups_sid(leased).replace("TheVideoGroup", "TheVideoGroups")

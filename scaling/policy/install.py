@@ -51,6 +51,7 @@ from scaling.policy.dashboard import (
 from scaling.policy.diff import FieldChange, config_diff
 from scaling.policy.hook import hook_delete_request_build, hook_request_build
 from scaling.policy.options import TOTAL_MODE_WARNING, PolicyError, PolicyOptions
+from scaling.policy.pause import pauses_end_uninstalled
 from scaling.policy.requests import (
     GROUP_METRICS,
     METRICS_GRANULARITY,
@@ -346,6 +347,9 @@ def policy_uninstall(*, asg_name: str, dry_run: bool, fleet: str | None = None) 
             continue
         perform(policy_delete_request_build(asg_name=asg_name, policy_name=name))
         run.items.append(ItemResult(kind, name, "removed"))
+    if not dry_run:
+        # A pause of scale-in never survives its policy (scaling.policy.pause).
+        run.warnings += pauses_end_uninstalled(asg_name=asg_name)
     hook = hook_delete_request_build(asg_name=asg_name)
     if current.hook is not None:
         perform(hook)

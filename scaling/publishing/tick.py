@@ -30,6 +30,7 @@ from scaling.conf import scaling_settings
 from scaling.fleet.reconcile import fleet_reconcile, fleet_timeout_seconds
 from scaling.fleets import Fleet, fleet_get, fleets_get
 from scaling.models import PublicationSource
+from scaling.policy.pause import PAUSE_CHECK_SECONDS, pause_expire
 from scaling.publishing.audit import audit_record_build, tick_audit_record
 from scaling.publishing.fleet_step import (
     FleetTick,
@@ -211,6 +212,11 @@ def slot_tick(
     recorded = [t for t in ticks if t.record and not dry_run]
     for position, tick in enumerate(recorded):
         _record(tick, drain=position == len(recorded) - 1, shared=shared)
+    if not dry_run and not shared.database_down:
+        # A scale-in pause whose time is up ends (scaling.policy.pause): within what is
+        # left of the slot before the soft limit, a few seconds at most; never raises.
+        until_soft = (slot - now).total_seconds() + interval - SOFT_LIMIT_MARGIN + started
+        pause_expire(now=now, seconds=min(PAUSE_CHECK_SECONDS, until_soft - time.monotonic()))
     outcome.results = [t.result for t in ticks]
     outcome.duration_ms = round((time.monotonic() - started) * 1000, 3)
     return outcome

@@ -14,6 +14,7 @@ import fnmatch
 import json
 import re
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -266,11 +267,18 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
     call_command("install_scaling_policy", "--json")
     topic = f"arn:aws:sns:{REGION}:{MOTO_ACCOUNT}:academy-scaling-alarms"
     call_command("install_scaling_policy", "--target-value", "4", "--alarm-topic", topic, "--json")
+    call_command("scaling_pause", "--minutes", "5", "--reason", "iam", "--json")  # installer
     call_command("scaling_status", "--json")
+    from scaling.policy.pause import pause_expire
+
+    # publisher: the tick ends a pause whose time is up
+    assert pause_expire(now=datetime.now(UTC) + timedelta(minutes=6), seconds=3) == 1
     call_command("install_scaling_policy", "--uninstall", "--json")
 
     assert _operations(recorded, "publisher") == {
         "cloudwatch:PutMetricData",
+        "autoscaling:DescribePolicies",
+        "autoscaling:PutScalingPolicy",
         "sqs:GetQueueAttributes",
         "sqs:SendMessage",
         "autoscaling:DescribeAutoScalingGroups",
