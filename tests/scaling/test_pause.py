@@ -414,3 +414,53 @@ def test_a_refused_policy_write_records_no_pause(
         call_command("scaling_pause", "--minutes", "5", "--reason", "x", stdout=StringIO())
 
     assert ScalingPause.objects.count() == 0  # the row rolled back with the refused write
+
+
+# Per fleet ------------------------------------------------------------------------------
+
+AI_ASG = "academy-ai-worker-asg"
+
+
+def test_a_pause_is_per_fleet(aws: dict[str, str], settings: Any) -> None:
+    from devstack.localaws import local_aws_bootstrap
+    from tests.deploy.test_iam_documents import calls_held_to_the_configured_fleets
+
+    created = local_aws_bootstrap(aws["endpoint"], asg_name=AI_ASG, queue_name="academy-ai-jobs")
+    settings.SCALING_FLEETS = [
+        {"name": "video", "asg_name": ASG, "source": "port", "queue_url": aws["queue_url"]},
+        {
+            "name": "ai",
+            "asg_name": AI_ASG,
+            "source": "sqs",
+            "queue_url": created["queue_url"],
+            "namespace": "Academy/Workers",
+            "dimensions": {"WorkerType": "AI"},
+        },
+    ]
+    autoscaling = _autoscaling(aws)
+
+    def disabled(asg: str) -> bool:
+        found = autoscaling.describe_policies(AutoScalingGroupName=asg)["ScalingPolicies"]
+        policy = next(p for p in found if p["PolicyName"] == TARGET_POLICY_NAME)
+        return bool(policy["TargetTrackingConfiguration"].get("DisableScaleIn"))
+
+    with calls_held_to_the_configured_fleets():
+        _install("--all")
+        paused = _pause("--fleet", "ai", "--minutes", "10", "--reason", "model rollout")
+        assert paused["pause"]["asg_name"] == AI_ASG
+        assert (disabled(AI_ASG), disabled(ASG)) == (True, False)
+        status = _status_json()
+        by_fleet = {f["fleet_name"]: f["pause"] for f in status["fleets"]}
+        assert by_fleet["video"] is None
+        assert by_fleet["ai"]["reason"] == "model rollout"
+        assert _pause("--resume")["action"] == "not-paused"  # the default fleet: video
+        shown = StringIO()
+        call_command("scaling_pause", "--json", stdout=shown)
+        pauses = json.loads(shown.getvalue())["pauses"]
+        assert (pauses["video"], pauses["ai"]["asg_name"]) == (None, AI_ASG)
+
+        until = ScalingPause.objects.get(fleet="ai").until
+        slot_tick(now=until + timedelta(seconds=1))  # every fleet's tick: the publisher ends it
+
+    assert ScalingPause.objects.get(fleet="ai").end_reason == PauseEnd.EXPIRED
+    assert (disabled(AI_ASG), disabled(ASG)) == (False, False)
