@@ -189,33 +189,35 @@ def aws_calls_held_to_iam() -> Iterator[list[Any]]:
     from django.conf import settings
 
     from scaling.aws import aws_call_observers
-    from scaling.fleets import fleets_get
+    from scaling.conf import scaling_settings
+    from scaling.policy.iam import ROLES, iam_document_build
+    from tests.deploy.test_iam_documents import MOTO_ACCOUNT, REGION, iam_violations
 
     calls: list[Any] = []
     # A call made while a test configured other fleets (SCALING_FLEETS) is held to the
     # documents rendered for those fleets (scaling.policy.iam), as a deployment of
-    # them would use; deploy/iam/ is the default fleet's.
-    other_fleets: dict[str, list[Any]] = {}
+    # them would use; deploy/iam/ is the default fleet's. Rendered when first seen:
+    # the documents read the test's settings (the job queue too), gone by teardown.
+    other_fleets: dict[str, dict[str, Any]] = {}
 
     def observe(role: str, service: str, operation: str, params: Any, status: int) -> None:
         configured = getattr(settings, "SCALING_FLEETS", "")
-        key = "" if not configured else repr(configured)
+        key = "" if not configured else repr((configured, scaling_settings().sqs_queue_url))
         if key and key not in other_fleets:
-            other_fleets[key] = fleets_get()
+            try:
+                other_fleets[key] = {
+                    r: iam_document_build(r, region=REGION, account=MOTO_ACCOUNT) for r in ROLES
+                }
+            except Exception:  # a bad SCALING_FLEETS renders nothing: deploy/iam/ holds them
+                other_fleets[key] = {}
         calls.append((key, (role, service, operation, dict(params), status)))
 
     aws_call_observers.append(observe)
     yield calls
     aws_call_observers.remove(observe)
-    from scaling.policy.iam import ROLES, iam_document_build
-    from tests.deploy.test_iam_documents import MOTO_ACCOUNT, REGION, iam_violations
 
     problems = iam_violations([c for key, c in calls if not key], successful_only=True)
-    for key, fleets in other_fleets.items():
-        documents = {
-            role: iam_document_build(role, fleets, region=REGION, account=MOTO_ACCOUNT)
-            for role in ROLES
-        }
+    for key, documents in other_fleets.items():
         held = [c for k, c in calls if k == key]
         problems += iam_violations(held, successful_only=True, documents=documents)
     if problems:

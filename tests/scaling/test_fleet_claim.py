@@ -128,7 +128,9 @@ def test_aws_refusing_or_hanging_never_holds_the_claim_back(
     second = _claim(client, instance)  # within the slot: claims do not ask again
 
     assert [(s, b["protected"]) for s, b, _ in (first, second)] == [(200, False), (200, False)]
-    assert first[2] < 2.5  # one attempt of ~2 s at worst (connect 1 s + read 1 s)
+    # One attempt of ~2 s at worst (connect 1 s + read 1 s); `sends` below shows there
+    # was no retry. The bound is loose: CI on two loaded cores measured 4.1 s.
+    assert first[2] < 6.0
     assert second[2] < 0.5
     assert len(sends) == 1  # no retry, no loop
     assert protected_ids(aws) == set()

@@ -29,7 +29,10 @@ from tests.factories import videos_create
 
 pytestmark = pytest.mark.django_db
 
-INTERVAL = 10
+INTERVAL = 60
+# The hung fleet's test: 30 s slots, so its share (about 7 s) leaves the others a wide
+# margin on two loaded cores (at 10 s slots CI once saw a healthy queue miss its 1.2 s).
+HUNG_INTERVAL = 30
 WORKERS = "Academy/Workers"
 VIDEO_NS = "Academy/VideoProcessing"
 
@@ -135,10 +138,10 @@ def _points(aws: dict[str, str], namespace: str, worker_type: str, asg: str) -> 
     return sorted(p["Maximum"] for p in response["Datapoints"])
 
 
-def _tick() -> Any:
-    """One tick half a second into the current 10 s slot (the budget a beat tick has)."""
+def _tick(interval: int = INTERVAL) -> Any:
+    """One tick half a second into the current slot (the budget a beat tick has)."""
     now = datetime.now(UTC)
-    slot = slot_start_get(at=now, interval=INTERVAL)
+    slot = slot_start_get(at=now, interval=interval)
     return slot_tick(now=slot + timedelta(seconds=0.5), slot_start=slot)
 
 
@@ -162,7 +165,7 @@ def test_a_hung_sqs_fleet_costs_only_its_own_datapoint(
     aws: dict[str, str], settings: Any, hang: TcpProxy, routed: None, calls: list[Call]
 ) -> None:
     videos_create(UPLOADED=2, PROCESSING=1, READY=3)
-    settings.SCALING_PUBLISH_INTERVAL_SECONDS = str(INTERVAL)
+    settings.SCALING_PUBLISH_INTERVAL_SECONDS = str(HUNG_INTERVAL)
     settings.SCALING_FLEETS = [
         _video_fleet(aws),
         _sqs_fleet("hung", "Hung", f"http://127.0.0.1:{hang.port}/123456789012/hung-jobs"),
@@ -170,7 +173,7 @@ def test_a_hung_sqs_fleet_costs_only_its_own_datapoint(
         _sqs_fleet("messaging", "Messaging", _queue(aws, "academy-messaging-jobs", 6)),
     ]
 
-    outcome = _tick()
+    outcome = _tick(HUNG_INTERVAL)
 
     by = {r.fleet: r for r in outcome.results}
     assert {n: (r.published, r.value, r.source) for n, r in by.items()} == {
@@ -183,7 +186,8 @@ def test_a_hung_sqs_fleet_costs_only_its_own_datapoint(
     assert by["hung"].error.startswith("no source answered; sqs: ")
     assert hang.connections >= 1, "the hung fleet never reached its port"
     # The hung fleet used its share of the slot, not the slot.
-    assert outcome.duration_ms < (INTERVAL - 2) * 1000
+    assert outcome.duration_ms < (HUNG_INTERVAL - 2) * 1000
+    assert by["hung"].fleet_ms < (HUNG_INTERVAL - 2) * 1000 / 2
     assert _points(aws, VIDEO_NS, "Video", "academy-video-worker-asg") == [3.0]
     assert _points(aws, WORKERS, "AI", "academy-ai-worker-asg") == [4.0]
     assert _points(aws, WORKERS, "Messaging", "academy-messaging-worker-asg") == [6.0]
