@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
-from scaling.fleets import Fleet, UnknownFleet, fleet_get, fleets_get
+from scaling.fleets import DEFAULT_FLEET, Fleet, UnknownFleet, fleet_get, fleets_get
 from scaling.metric_spec import MetricSpec, metric_spec_get
 from scaling.policy.current import Current, current_read, dashboard_read, group_policies_read
 from scaling.policy.dashboard import (
@@ -35,6 +35,7 @@ from scaling.policy.diff import FieldChange
 from scaling.policy.fleet_runs import OPTION_FLAGS, FleetUsageError, fleet_options
 from scaling.policy.install import ItemResult, PolicyRun, item_for, policy_install
 from scaling.policy.options import PolicyError, PolicyOptions, policy_options_parse
+from scaling.policy.pause import pause_active, pause_line
 from scaling.policy.report import Style
 from scaling.policy.requests import (
     TARGET_POLICY_NAME,
@@ -228,7 +229,16 @@ def policy_check(
     )
     for item in run.items:
         differences.extend(item_differences(item, name))
+    pause = pause_active(name or DEFAULT_FLEET)
+    if pause is not None:  # scaling_pause set DisableScaleIn true on purpose: not drift
+        notes.append(f"{pause_line(pause)}: DisableScaleIn true is expected until then")
+        differences = [d for d in differences if not _paused_field(d)]
     return PolicyCheck(run, differences, notes)
+
+
+def _paused_field(d: Difference) -> bool:
+    path = d.change.path if d.change else ""
+    return d.kind == "target-tracking-policy" and path.endswith("DisableScaleIn")
 
 
 @dataclass

@@ -212,6 +212,31 @@ def test_resume_turns_scale_in_back_on_and_ends_the_row(installed: dict[str, str
     assert ScalingPause.objects.count() == 2
 
 
+def test_check_during_a_pause_is_equal_and_says_why_scale_in_is_off(
+    installed: dict[str, str],
+) -> None:
+    _pause("--minutes", "30", "--reason", "deploy", "--by", "alice")
+    out = StringIO()
+
+    call_command(
+        "install_scaling_policy",
+        "--target-value",
+        "4",
+        "--warmup",
+        "90",
+        "--check",
+        "--json",
+        stdout=out,
+    )
+
+    result = json.loads(out.getvalue())
+    assert (result["equal"], result["differences"]) == (True, [])
+    assert any("DisableScaleIn true is expected" in note for note in result["notes"])
+    _pause("--resume")
+    # Once resumed, a DisableScaleIn left on would be drift again (held by the check).
+    assert _scale_in_disabled(installed) is False
+
+
 # It ends by itself ------------------------------------------------------------------------
 
 
