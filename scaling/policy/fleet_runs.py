@@ -57,8 +57,9 @@ def uninstall_flags_check(options: Mapping[str, Any]) -> None:
         )
 
 
-def fleets_command(options: Mapping[str, Any]) -> FleetsRun:
-    """The command's --fleet NAME / --all run, from its parsed options."""
+def fleets_chosen(options: Mapping[str, Any]) -> list[Fleet]:
+    """The fleets --fleet NAME / --all name (install and --check alike); a usage error
+    (FleetUsageError) for both flags, for --asg-name with either, for an unknown fleet."""
     every = bool(options["all"])
     if options["fleet"] is not None and every:
         raise FleetUsageError("Give --fleet NAME or --all, not both.")
@@ -73,6 +74,13 @@ def fleets_command(options: Mapping[str, Any]) -> FleetsRun:
         raise FleetUsageError(str(exc)) from exc
     if not fleets:
         raise PolicyError("No valid fleet is configured: fix SCALING_FLEETS (manage.py check).")
+    return fleets
+
+
+def fleets_command(options: Mapping[str, Any]) -> FleetsRun:
+    """The command's --fleet NAME / --all run, from its parsed options."""
+    every = bool(options["all"])
+    fleets = fleets_chosen(options)
     uninstall_flags_check(options)
     if options["uninstall"]:
         return fleets_uninstall(fleets, dry_run=options["dry_run"], every=every)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from scaling.conf import scaling_settings
 from scaling.fleets import FleetPolicy
@@ -235,3 +236,28 @@ def policy_options_parse(
 
 def _fmt(value: float) -> str:
     return f"{value:g}"
+
+
+def policy_flags_add(parser: Any) -> None:
+    """The flags that shape the policy, as install_scaling_policy and export_scaling_stack
+    both take them (text: ``policy_options_parse`` checks each with its own sentence)."""
+    parser.add_argument(
+        "--mode",
+        help="per-instance (default): backlog / in-service instances; "
+        "total: the raw count, as the old policy did.",
+    )
+    parser.add_argument("--target-value", help="Videos per in-service instance (per-instance) [3].")
+    parser.add_argument(
+        "--acceptable-wait",
+        help="Seconds a video may wait; with --processing-time gives the target.",
+    )
+    parser.add_argument("--processing-time", help="Average seconds one worker needs for one video.")
+    parser.add_argument(
+        "--warmup",
+        help=f"EstimatedInstanceWarmup in seconds, 0 to {MAX_WARMUP_SECONDS} [60].",
+    )
+    parser.add_argument(
+        "--alarm-wait",
+        help="Seconds the oldest video may wait before the wait alarm [--acceptable-wait, "
+        "else 600].",
+    )

@@ -47,6 +47,7 @@ DECLARED_FOR = {
     "botocore": "boto3",  # boto3 brings it
     "redis": "redis",
     "matplotlib": "matplotlib",  # the `plot` extra: simulate_scaling --plot only
+    "yaml": "pyyaml",  # the `yaml` extra: export_scaling_stack --yaml only
 }
 TYPE_ONLY = re.compile(r"^mypy_boto3_")  # under TYPE_CHECKING, from boto3-stubs
 

@@ -35,6 +35,9 @@ from scaling.policy.requests import (
 )
 from tests.deploy.test_iam_documents import Call, calls_held_to_the_configured_fleets
 
+# --check reads the fleet's active scale-in pause (scaling_pause) from the database.
+pytestmark = pytest.mark.django_db
+
 ASG = "academy-video-worker-asg"
 AI_ASG = "academy-ai-worker-asg"
 REPO = Path(__file__).resolve().parents[2]

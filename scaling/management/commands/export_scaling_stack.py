@@ -10,7 +10,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from scaling.export.run import FORMATS, export_build, export_lines
 from scaling.management.base import OneLineErrorCommand
-from scaling.policy.options import MAX_WARMUP_SECONDS, PolicyError
+from scaling.policy.options import PolicyError, policy_flags_add
 
 
 class Command(OneLineErrorCommand):
@@ -40,26 +40,7 @@ class Command(OneLineErrorCommand):
             action="store_true",
             help="Print a JSON summary (with the template under 'template').",
         )
-        parser.add_argument("--mode", help="per-instance (default) or total.")
-        parser.add_argument(
-            "--target-value", help="Videos per in-service instance (per-instance) [3]."
-        )
-        parser.add_argument(
-            "--acceptable-wait",
-            help="Seconds a video may wait; with --processing-time gives the target.",
-        )
-        parser.add_argument(
-            "--processing-time", help="Average seconds one worker needs for one video."
-        )
-        parser.add_argument(
-            "--warmup",
-            help=f"EstimatedInstanceWarmup in seconds, 0 to {MAX_WARMUP_SECONDS} [60].",
-        )
-        parser.add_argument(
-            "--alarm-wait",
-            help="Seconds the oldest video may wait before the wait alarm [--acceptable-wait, "
-            "else 600].",
-        )
+        policy_flags_add(parser)
         parser.add_argument("--alarm-topic", help="SNS topic ARN told when an alarm changes.")
         parser.add_argument(
             "--drain-timeout",

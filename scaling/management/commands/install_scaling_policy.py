@@ -18,12 +18,12 @@ from scaling.policy.fleet_runs import (
 )
 from scaling.policy.install import policy_install, policy_uninstall
 from scaling.policy.options import (
-    MAX_WARMUP_SECONDS,
     PolicyError,
     alarm_topic_parse,
     asg_name_parse,
     drain_timeout_default,
     drain_timeout_parse,
+    policy_flags_add,
     policy_options_parse,
 )
 from scaling.policy.report import policy_run_lines
@@ -59,30 +59,7 @@ class Command(OneLineErrorCommand):
         parser.add_argument(
             "--all", action="store_true", help="Every fleet, in order; one dashboard for all."
         )
-        parser.add_argument(
-            "--mode",
-            help="per-instance (default): backlog / in-service instances; "
-            "total: the raw count, as the old policy did.",
-        )
-        parser.add_argument(
-            "--target-value", help="Videos per in-service instance (per-instance) [3]."
-        )
-        parser.add_argument(
-            "--acceptable-wait",
-            help="Seconds a video may wait; with --processing-time gives the target.",
-        )
-        parser.add_argument(
-            "--processing-time", help="Average seconds one worker needs for one video."
-        )
-        parser.add_argument(
-            "--warmup",
-            help=f"EstimatedInstanceWarmup in seconds, 0 to {MAX_WARMUP_SECONDS} [60].",
-        )
-        parser.add_argument(
-            "--alarm-wait",
-            help="Seconds the oldest video may wait before the wait alarm [--acceptable-wait, "
-            "else 600].",
-        )
+        policy_flags_add(parser)
         parser.add_argument(
             "--alarm-topic",
             type=_checked(alarm_topic_parse, "--alarm-topic"),
