@@ -32,7 +32,7 @@ from botocore.parsers import ResponseParserError
 
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import scaling_settings
-from scaling.fleets import Fleet
+from scaling.fleets import DEFAULT_FLEET, Fleet
 from scaling.metric_spec import MetricSpec, metric_spec_get
 from scaling.policy.alarms import alarm_names, alarm_requests_build, alarms_delete_request_build
 from scaling.policy.current import (
@@ -51,7 +51,7 @@ from scaling.policy.dashboard import (
 from scaling.policy.diff import FieldChange, config_diff
 from scaling.policy.hook import hook_delete_request_build, hook_request_build
 from scaling.policy.options import TOTAL_MODE_WARNING, PolicyError, PolicyOptions
-from scaling.policy.pause import pauses_end_uninstalled
+from scaling.policy.pause import pause_for_install, pauses_end_uninstalled
 from scaling.policy.requests import (
     GROUP_METRICS,
     METRICS_GRANULARITY,
@@ -202,9 +202,16 @@ def policy_install(
     run.items.append(metrics_item)
 
     # 2. and 3. The two policies.
+    target_request = target_policy_request_build(spec=spec, options=options)
+    paused, pause_note = pause_for_install(fleet.name if fleet else DEFAULT_FLEET)
+    run.warnings += [pause_note] if pause_note else []
+    if paused:
+        # scaling_pause turned scale-in off on purpose: an install during it (a deploy
+        # pipeline's) keeps it off; the pause's end turns it back on.
+        target_request.params["TargetTrackingConfiguration"]["DisableScaleIn"] = True
     wake_arn = current.policies.get(WAKE_POLICY_NAME, {}).get("PolicyARN")
     for kind, request in (
-        ("target-tracking-policy", target_policy_request_build(spec=spec, options=options)),
+        ("target-tracking-policy", target_request),
         ("wake-policy", wake_policy_request_build(options=options)),
     ):
         name = request.params["PolicyName"]

@@ -134,6 +134,19 @@ def pause_active(fleet: str) -> ScalingPause | None:
     return ScalingPause.objects.filter(fleet=fleet, ended_at__isnull=True).first()
 
 
+def pause_for_install(fleet: str) -> tuple[bool, str]:
+    """Whether an install must keep scale-in off (the fleet is paused), and the warning
+    that says so ("" when there is nothing to say). Never raises for the database."""
+    try:
+        pause = pause_active(fleet)
+    except DatabaseError as exc:
+        connection_drop()
+        return False, f"Scale-in pauses not read ({error_one_line(exc)}): none assumed."
+    if pause is None:
+        return False, ""
+    return True, f"{pause_line(pause)}: DisableScaleIn stays true until it ends."
+
+
 # AWS: the installer's target tracking policy, read back and put again ------------------
 
 

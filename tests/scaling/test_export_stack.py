@@ -29,6 +29,9 @@ from scaling.export.run import export_build
 from scaling.export.terraform import GROUP_VARIABLE, TF_TYPES
 from tests.deploy.test_iam_documents import Call, calls_held_to_the_configured_fleets
 
+# The installer reads the fleet's scale-in pause (scaling_pause) from the database.
+pytestmark = pytest.mark.django_db
+
 VIDEO_ASG = "academy-video-worker-asg"
 AI_ASG = "academy-ai-worker-asg"
 TOPIC = "arn:aws:sns:ap-northeast-2:123456789012:academy-ops"

@@ -37,6 +37,9 @@ from tests.deploy.test_iam_documents import (
     iam_violations,
 )
 
+# The installer reads the fleet's scale-in pause (scaling_pause) from the database.
+pytestmark = pytest.mark.django_db
+
 VIDEO_ASG = "academy-video-worker-asg"
 AI_ASG = "academy-ai-worker-asg"
 REPO = Path(__file__).resolve().parents[2]

@@ -27,6 +27,9 @@ from scaling.policy.options import policy_options_parse
 from scaling.policy.requests import TARGET_POLICY_NAME, WAKE_POLICY_NAME, wake_alarm_name
 from scaling.publishing.cloudwatch import metric_datums_build
 
+# The installer reads the fleet's scale-in pause (scaling_pause) from the database.
+pytestmark = pytest.mark.django_db
+
 ASG = "academy-video-worker-asg"
 REPO = Path(__file__).resolve().parents[2]
 COOLDOWN_KEYS = ("Cooldown", "ScaleOutCooldown", "ScaleInCooldown")

@@ -106,12 +106,9 @@ def test_pause_turns_scale_in_off_and_changes_nothing_else(installed: dict[str, 
         "DisableScaleIn": True,
     }
     assert after["EstimatedInstanceWarmup"] == before["EstimatedInstanceWarmup"] == 90
-    # The installer's own comparison sees exactly one difference: DisableScaleIn.
+    # The installer, asked the same during the pause, keeps it: nothing to change.
     item = _target_item(_install("--target-value", "4", "--warmup", "90", "--dry-run"))
-    assert item["action"] == "updated"
-    assert item["changes"] == [
-        {"path": "TargetTrackingConfiguration.DisableScaleIn", "old": True, "new": False}
-    ]
+    assert (item["action"], item.get("changes") or []) == ("unchanged", [])
     row = ScalingPause.objects.get()
     assert (row.fleet, row.asg_name, row.reason, row.by, row.ended_at) == (
         "video",
@@ -158,7 +155,16 @@ def test_status_says_when_the_policy_was_installed_again_during_the_pause(
     installed: dict[str, str],
 ) -> None:
     _pause("--minutes", "10", "--reason", "demo", "--by", "carol")
-    _install("--target-value", "4", "--warmup", "90")  # DisableScaleIn false again
+    # Someone's other tool puts the policy back with scale-in on (this installer would not).
+    policy = _target_policy(installed)
+    config = {**policy["TargetTrackingConfiguration"], "DisableScaleIn": False}
+    _autoscaling(installed).put_scaling_policy(
+        AutoScalingGroupName=ASG,
+        PolicyName=TARGET_POLICY_NAME,
+        PolicyType="TargetTrackingScaling",
+        EstimatedInstanceWarmup=policy["EstimatedInstanceWarmup"],
+        TargetTrackingConfiguration=config,
+    )
 
     data = _status_json()
 
@@ -234,6 +240,21 @@ def test_check_during_a_pause_is_equal_and_says_why_scale_in_is_off(
     assert any("DisableScaleIn true is expected" in note for note in result["notes"])
     _pause("--resume")
     # Once resumed, a DisableScaleIn left on would be drift again (held by the check).
+    assert _scale_in_disabled(installed) is False
+
+
+def test_an_install_during_a_pause_keeps_scale_in_off_and_says_why(
+    installed: dict[str, str],
+) -> None:
+    _pause("--minutes", "30", "--reason", "deploy", "--by", "alice")
+
+    # A deploy pipeline re-runs the installer while the pause holds.
+    result = _install("--target-value", "4", "--warmup", "90")
+
+    assert _scale_in_disabled(installed) is True
+    assert _target_item(result)["action"] == "unchanged"
+    assert any("DisableScaleIn stays true until it ends" in w for w in result["warnings"])
+    _pause("--resume")
     assert _scale_in_disabled(installed) is False
 
 
