@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from bench.common import bench_stack
-from devstack.faultproxy import TcpProxy
+from devstack.faultproxy import TcpProxy, queue_url_reroute
 
 BENCH_DB = "academy_bench_fleets"
 INTERVAL = 10
@@ -100,19 +100,10 @@ class Calls:
         def count(request: Any, event_name: str, **kwargs: Any) -> None:
             self.counts[event_name.rsplit(".", 1)[-1]] += 1
 
-        def reroute(request: Any, **kwargs: Any) -> None:
-            body = request.body or b""
-            text = body.decode() if isinstance(body, bytes) else str(body)
-            try:
-                url = json.loads(text).get("QueueUrl", "")
-            except ValueError:
-                url = (parse_qs(text).get("QueueUrl") or [""])[0]
-            host = urlsplit(url).netloc
-            if host and host != endpoint:
-                request.url = f"http://{host}/"
-
         client.meta.events.register("before-send", count)
-        client.meta.events.register("before-send.sqs.GetQueueAttributes", reroute)
+        client.meta.events.register(
+            "before-send.sqs.GetQueueAttributes", queue_url_reroute(endpoint)
+        )
         return client
 
 

@@ -9,10 +9,13 @@ HTTP server (the local AWS endpoint) it can also error: every request is answere
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 Mode = Literal["pass", "refuse", "hang", "slow", "error"]
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -176,3 +179,23 @@ class TcpProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+def queue_url_reroute(endpoint: str) -> Callable[..., None]:
+    """A botocore ``before-send`` hook: a call naming a queue whose URL is on another
+    host:port than ``endpoint`` goes there (botocore sends every SQS call to the
+    client's endpoint and ignores the queue URL's host). How the fleet tests and
+    bench/fleets.py point one fleet's queue at a proxy that hangs."""
+
+    def reroute(request: Any, **kwargs: Any) -> None:
+        body = request.body or b""
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        try:
+            url = json.loads(text).get("QueueUrl", "")
+        except ValueError:
+            url = (parse_qs(text).get("QueueUrl") or [""])[0]
+        host = urlsplit(url).netloc
+        if host and host != endpoint:
+            request.url = f"http://{host}/"
+
+    return reroute

@@ -31,7 +31,7 @@ from scaling.deadline import DeadlineExceeded, deadline
 from scaling.errors import error_one_line
 from scaling.publishing.audit import SPOOL_DRAIN_LIMIT, publication_record_write
 from scaling.publishing.slots import broker_send_timeout_seconds, slot_start_get
-from scaling.publishing.tick import PUBLISH_TASK_NAME, backlog_tick, tick_timeout_record
+from scaling.publishing.tick import PUBLISH_TASK_NAME, slot_tick, tick_timeout_record
 from scaling.state import state_store_get
 
 logger = logging.getLogger("scaling.publishing.beat")
@@ -225,7 +225,7 @@ class ResilientDatabaseScheduler(DatabaseScheduler):
         slot_left = (slot + timedelta(seconds=interval) - datetime.now(UTC)).total_seconds()
         try:
             with deadline(max(0.05, slot_left), "the slot"):
-                backlog_tick(slot_start=slot)
+                slot_tick(slot_start=slot)  # every fleet, as the task does
         except DeadlineExceeded:
             tick_timeout_record(slot_start=slot)
         except Exception:

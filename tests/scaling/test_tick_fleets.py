@@ -11,16 +11,15 @@ a socket, and the tick's deadline is what ends the wait.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
 
-from devstack.faultproxy import TcpProxy
+from devstack.faultproxy import TcpProxy, queue_url_reroute
 from scaling.models import MetricPublication
 from scaling.publishing.audit import spool_flush
 from scaling.publishing.slots import slot_start_get
@@ -73,16 +72,7 @@ def routed(monkeypatch: pytest.MonkeyPatch, aws: dict[str, str]) -> None:
     real = backlog.sqs_client
     endpoint = urlsplit(aws["endpoint"]).netloc
 
-    def reroute(request: Any, **kwargs: Any) -> None:
-        body = request.body or b""
-        text = body.decode() if isinstance(body, bytes) else str(body)
-        try:
-            url = json.loads(text).get("QueueUrl", "")
-        except ValueError:
-            url = (parse_qs(text).get("QueueUrl") or [""])[0]
-        host = urlsplit(url).netloc
-        if host and host != endpoint:
-            request.url = f"http://{host}/"
+    reroute = queue_url_reroute(endpoint)
 
     def sqs_client(**kwargs: Any) -> Any:
         client = real(**kwargs)
