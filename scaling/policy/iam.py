@@ -6,8 +6,8 @@ queue, job messages on the job queue, the end of a scale-in pause whose time is
 up (DescribePolicies, PutScalingPolicy on the fleets' groups: scaling.policy.pause),
 and protection and drain on the groups of the fleets whose workers hold leases.
 ``installer``: the policies, metrics collection, marker tag and drain hook on each
-fleet's group, each fleet's six alarms and its dashboard (and the fleets dashboard
-of ``--all`` when there are several). ``status``: reads only.
+fleet's group, the warm pool (``--warm-pool``), each fleet's six alarms and its dashboard (and the fleets dashboard
+of ``--all`` when there are several). ``status``: reads only (the warm pool and the predictive forecast included).
 
 With no ``SCALING_FLEETS`` (one fleet, ``video``) and the job queue
 ``academy-video-jobs``, the text is deploy/iam/<role>.json exactly
@@ -33,6 +33,8 @@ _READS = [
     "autoscaling:DescribeAutoScalingGroups",
     "autoscaling:DescribePolicies",
     "autoscaling:DescribeLifecycleHooks",
+    "autoscaling:DescribeWarmPool",
+    "autoscaling:GetPredictiveScalingForecast",
     "cloudwatch:DescribeAlarms",
 ]
 
@@ -160,6 +162,8 @@ def _installer(fleets: list[Fleet], region: str, account: str) -> list[dict[str,
                 "autoscaling:DeleteTags",
                 "autoscaling:PutLifecycleHook",
                 "autoscaling:DeleteLifecycleHook",
+                "autoscaling:PutWarmPool",
+                "autoscaling:DeleteWarmPool",
             ],
             "Resource": _one_or_many([_group_arn(f.asg_name, region, account) for f in fleets]),
         },

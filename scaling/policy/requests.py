@@ -16,6 +16,9 @@ from scaling.policy.options import PolicyOptions
 
 TARGET_POLICY_NAME = "academy-backlog-target-tracking"
 WAKE_POLICY_NAME = "academy-backlog-wake-from-zero"
+# The predictive scaling policy (install_scaling_policy --predictive): beside target
+# tracking, on the same published metric.
+PREDICTIVE_POLICY_NAME = "academy-backlog-predictive"
 IN_SERVICE_METRIC = "GroupInServiceInstances"
 # The group metrics this command has collected: the divisor of backlog per instance (and
 # the wake alarm's "nothing in service"); the starved alarm's maximum; the dashboard's
