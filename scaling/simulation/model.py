@@ -50,10 +50,14 @@ class Workload:
     arrivals: tuple[float, ...]
     processing: tuple[float, ...]
     description: str
+    # Uploads before this are history (they feed the forecast); waits and costs are
+    # measured from here on.
+    measure_from: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {
             "description": self.description,
+            "measure_from_seconds": self.measure_from,
             "videos": len(self.arrivals),
             "last_upload_seconds": self.arrivals[-1] if self.arrivals else 0.0,
             "mean_processing_seconds": (

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from scaling.policy.aim import AimError
 from scaling.policy.options import DEFAULT_WARMUP_SECONDS, MAX_WARMUP_SECONDS
+from scaling.simulation.forecast import PredictiveSpec
 from scaling.simulation.tracking import TrackingRules
+from scaling.simulation.warm_pool import WarmPoolSpec
 
 # One class for a bad input, whether the simulator or the aim it follows finds it.
 SimulationError = AimError
@@ -43,8 +45,17 @@ class SimPolicy:
     boot_seconds: int = 60
     # Scale-in protection of busy instances (scaling.simulation.termination).
     protection: bool = True
+    # A warm pool beside the group (scaling.simulation.warm_pool); None: none.
+    warm_pool: WarmPoolSpec | None = None
+    # A predictive scaling policy beside target tracking (scaling.simulation.forecast).
+    predictive: PredictiveSpec | None = None
 
     def __post_init__(self) -> None:
+        if self.predictive is not None and self.rules.mode != "per-instance":
+            raise SimulationError(
+                "--predictive forecasts capacity from a per-instance target: "
+                "use --mode per-instance"
+            )
         _values_check(
             warmup_seconds=self.warmup_seconds,
             min_size=self.rules.min_size,
@@ -63,6 +74,8 @@ class SimPolicy:
         warmup_seconds: int = DEFAULT_WARMUP_SECONDS,
         boot_seconds: int = 60,
         protection: bool = True,
+        warm_pool: WarmPoolSpec | None = None,
+        predictive: PredictiveSpec | None = None,
     ) -> SimPolicy:
         """From the command's values, checked in the command's words before the rules
         check the group's size their own way."""
@@ -77,8 +90,16 @@ class SimPolicy:
             warmup_seconds=warmup_seconds,
             boot_seconds=boot_seconds,
             protection=protection,
+            warm_pool=warm_pool,
+            predictive=predictive,
         )
 
     @property
     def label(self) -> str:
-        return f"{self.rules.mode} {self.rules.target:g}"
+        """e.g. "per-instance 3 +pool +predictive"."""
+        parts = [f"{self.rules.mode} {self.rules.target:g}"]
+        if self.warm_pool is not None:
+            parts.append(self.warm_pool.label)
+        if self.predictive is not None:
+            parts.append(self.predictive.label)
+        return " ".join(parts)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaling.simulation.forecast import ForecastHour
 from scaling.simulation.policy import SimPolicy
 
 
@@ -41,6 +42,16 @@ class SimResult:
     # Processing lost when a busy instance was terminated (its video started over).
     rework_seconds: float = 0.0
     restarted: int = 0
+    # Warm pool instance-seconds in the measured window: a Stopped or Hibernated pool
+    # pays only its volumes; a Running pool (and every instance while it initialises
+    # before joining the pool) pays the instance.
+    pool_stopped_seconds: float = 0.0
+    pool_running_seconds: float = 0.0
+    # Waits, instance-seconds, peak and actions cover [measured_from_seconds, end]: a
+    # workload may carry history (Workload.measure_from) that feeds the forecast.
+    measured_from_seconds: float = 0.0
+    # The forecast hours the run scheduled (or, forecast-only, would have), in order.
+    forecast: list[ForecastHour] = field(default_factory=list, repr=False)
 
     @property
     def p50_wait(self) -> float:
@@ -62,6 +73,10 @@ class SimResult:
     def rework_hours(self) -> float:
         return self.rework_seconds / 3600
 
+    @property
+    def pool_hours(self) -> float:
+        return (self.pool_stopped_seconds + self.pool_running_seconds) / 3600
+
     def as_json(self) -> dict[str, Any]:
         p = self.policy
         return {
@@ -72,6 +87,8 @@ class SimResult:
             "max_size": p.rules.max_size,
             "boot_seconds": p.boot_seconds,
             "protection": "on" if p.protection else "off",
+            "warm_pool": _warm_pool_json(p),
+            "predictive": _predictive_json(p),
             "period_seconds": self.period_seconds,
             "videos": len(self.waits),
             "p50_wait_seconds": round(self.p50_wait, 3),
@@ -84,4 +101,37 @@ class SimResult:
             "scaling_actions": self.scaling_actions,
             "drained": self.drained,
             "simulated_seconds": self.simulated_seconds,
+            "measured_from_seconds": self.measured_from_seconds,
+            "pool_stopped_hours": round(self.pool_stopped_seconds / 3600, 4),
+            "pool_running_hours": round(self.pool_running_seconds / 3600, 4),
+            "forecast": [
+                {"seconds": h.seconds, "load": round(h.load, 3), "capacity": h.capacity}
+                for h in self.forecast
+                if h.seconds >= self.measured_from_seconds
+            ],
         }
+
+
+def _warm_pool_json(policy: SimPolicy) -> dict[str, Any] | None:
+    spec = policy.warm_pool
+    if spec is None:
+        return None
+    return {
+        "min_size": spec.min_size,
+        "max_prepared": spec.max_prepared,
+        "state": spec.state,
+        "reuse_on_scale_in": spec.reuse_on_scale_in,
+        "warm_boot_seconds": spec.warm_boot_seconds,
+    }
+
+
+def _predictive_json(policy: SimPolicy) -> dict[str, Any] | None:
+    spec = policy.predictive
+    if spec is None:
+        return None
+    return {
+        "mode": spec.mode,
+        "scheduling_buffer_seconds": spec.scheduling_buffer_seconds,
+        "max_capacity_breach": spec.max_capacity_breach,
+        "max_capacity_buffer": spec.max_capacity_buffer,
+    }
