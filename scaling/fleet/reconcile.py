@@ -8,7 +8,15 @@ One ``DescribeAutoScalingGroups`` for the group, then only the changes:
   within seconds from flapping protection off and on);
 - an instance waiting in ``Terminating:Wait`` under our hook gets a lifecycle
   heartbeat while it holds a live lease and CONTINUE once it holds none; it is
-  marked draining so that its worker's renewals answer ``drain: true``.
+  marked draining so that its worker's renewals answer ``drain: true``;
+- warm pool (``scaling.fleet.pool``): when the group has one, one ``DescribeWarmPool``
+  too. An instance returning to the pool on scale-in waits in ``Warmed:Pending:Wait``
+  under the same hook and is drained the same way; every pool instance is marked
+  draining (a ``Warmed:Running`` one's worker takes no new video) and is never
+  protected (AWS refuses protection for pool instances). A lease its worker held
+  when the instance was stopped into the pool expires and is recovered like a
+  terminated instance's (``publishing/recovery.py``). A pool that cannot be read is
+  a note (``pool_note``); the group's own work still runs.
 
 Protection changes go in batches of at most 50 ids, each naming the group, and
 only for ids the group's own description listed: nothing outside the group is
@@ -48,6 +56,7 @@ from scaling.fleet.marks import (
     marks_read,
     marks_write,
 )
+from scaling.fleet.pool import POOL_WAIT, in_pool, warm_pool_describe
 from scaling.fleet.protection import aws_error_code
 from scaling.port import LeaseHooks, lease_hooks
 from scaling.state import StateStore
@@ -78,6 +87,8 @@ class FleetOutcome:
     heartbeats: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     note: str = ""  # why the run stopped short; empty when it did all it meant to
+    pool: int | None = None  # instances in the warm pool (None: no pool, or not read)
+    pool_note: str = ""  # why the pool was not read (or read in part)
 
 
 def instances_busy(hooks: LeaseHooks, *, expired_too: bool) -> set[str]:
@@ -171,13 +182,27 @@ class _Run:
             i["InstanceId"]: (i.get("LifecycleState", ""), bool(i.get("ProtectedFromScaleIn")))
             for i in groups[0].get("Instances", [])
         }
-        busy = busy_anywhere & states.keys()
+        if groups[0].get("WarmPoolConfiguration"):
+            for i, state in self._pool_read(asg).items():
+                states.setdefault(i, (state, False))
+        pool = {i for i, (state, _) in states.items() if in_pool(state)}
+        busy_all = busy_anywhere & states.keys()
+        busy = busy_all - pool  # a pool instance is never protected, nor counted busy
         protected = {i for i, (_, on) in states.items() if on}
         protectable = {i for i, (state, _) in states.items() if state in PROTECTABLE_STATES}
-        terminating = {i for i, (state, _) in states.items() if state.startswith("Terminating")}
-        waiting = sorted(i for i, (state, _) in states.items() if state == TERMINATING_WAIT)
+        # Leaving the group: terminating, or in the pool (drained alike).
+        terminating = pool | {
+            i for i, (state, _) in states.items() if state.startswith("Terminating")
+        }
+        waiting = sorted(
+            i for i, (state, _) in states.items() if state in (TERMINATING_WAIT, POOL_WAIT)
+        )
         self.outcome.ran = True
         self.outcome.busy = len(busy)
+        if pool or (
+            groups[0].get("WarmPoolConfiguration") and "not read" not in self.outcome.pool_note
+        ):
+            self.outcome.pool = len(pool)
         self.outcome.in_service = sum(1 for state, _ in states.values() if state == "InService")
         desired = groups[0].get("DesiredCapacity")
         self.outcome.desired = desired if isinstance(desired, int) else None
@@ -202,7 +227,7 @@ class _Run:
         protected |= claimed & states.keys()
         self._protection(sorted((busy & protectable) - protected), on=True, protected=protected)
         for instance_id in waiting[:LIFECYCLE_LIMIT]:
-            self._lifecycle(instance_id, busy=instance_id in busy)
+            self._lifecycle(instance_id, busy=instance_id in busy_all)
         if to_unprotect and not self.stopped:
             # Claims from now on call AWS themselves instead of trusting the mark.
             marks_drop(self.store, PROTECTED, to_unprotect)
@@ -214,6 +239,32 @@ class _Run:
             self._protection(sorted(again), on=True, protected=protected)
         self.outcome.protected = len(protected)
         marks_write(self.store, PROTECTED, {i: self.now for i in protected})
+
+    def _pool_read(self, asg: str) -> dict[str, str]:
+        """{instance id: Warmed:* state} of the group's warm pool; {} when it cannot be
+        read (``pool_note`` says why; the run goes on with the group's own instances)."""
+        try:
+            answer = warm_pool_describe(self.client, asg)
+        except (BotoCoreError, ClientError) as exc:
+            code = aws_error_code(exc)
+            if code in ("AccessDenied", "AccessDeniedException"):
+                reason = (
+                    "the publisher role lacks autoscaling:DescribeWarmPool: attach "
+                    "deploy/iam/publisher.json; until then instances returning to the pool "
+                    "are not drained"
+                )
+            else:
+                reason = f"DescribeWarmPool failed ({error_one_line(exc)})"
+            self.outcome.pool_note = f"warm pool not read: {reason}"[:600]
+            logger.warning("Fleet: %s", self.outcome.pool_note)
+            return {}
+        if not answer.complete:
+            self.outcome.pool_note = "warm pool read in part: more than 200 instances"
+        return {
+            str(i["InstanceId"]): str(i.get("LifecycleState", ""))
+            for i in answer.instances
+            if in_pool(str(i.get("LifecycleState", "")))
+        }
 
     def _marks_tidy(
         self,
