@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from scaling.policy.options import DEFAULT_TARGET_VALUE, DEFAULT_WARMUP_SECONDS, MODES
+from scaling.simulation.levers import lever_flags_add
+from scaling.simulation.pricing import price_flags_add
 from scaling.simulation.study import DEFAULT_TARGETS
 from scaling.simulation.workloads import PATTERNS
 
@@ -103,3 +105,5 @@ def simulation_flags_add(parser: Any) -> None:
     run.add_argument("--seed", type=int, default=0, help="Random seed [0].")
     run.add_argument("--json", action="store_true", help="Print the result as JSON.")
     run.add_argument("--plot", metavar="FILE.png", help="Write a chart of the run(s).")
+    price_flags_add(parser)
+    lever_flags_add(parser)

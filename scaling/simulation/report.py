@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shlex
 from pathlib import Path
+from typing import Any
 
 from scaling.simulation.model import Workload
 from scaling.simulation.policy import SimulationError
@@ -59,6 +60,60 @@ def table(results: list[SimResult]) -> str:
     return "\n".join(lines)
 
 
+ADVICE_HEADER = (
+    "interval",
+    "target",
+    "levers",
+    "p95 wait",
+    "instance $",
+    "volumes/pool $",
+    "CloudWatch $",
+    "total $",
+    "",
+)
+
+
+def _cells(rows: list[tuple[str, ...]], *, left: int = 1) -> str:
+    """Rows as columns: the first ``left`` cells left-aligned, the rest right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.ljust(width) if i < left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def advice_table(candidates: list[Any], *, chosen: Any, wait: float) -> str:
+    """What the advisor tried (``scaling.simulation.advisor.Candidate``s): one row each,
+    "chosen" on the choice, "p95 > wait" or "not drained" on those that fail."""
+    rows: list[tuple[str, ...]] = [ADVICE_HEADER]
+    for c in candidates:
+        r, b = c.result, c.bill
+        if not r.drained:
+            mark = "not drained"
+        elif r.p95_wait > wait:
+            mark = "p95 > wait"
+        else:
+            mark = "chosen" if c is chosen else ""
+        rows.append(
+            (
+                f"{r.period_seconds} s",
+                f"{r.policy.rules.target:g}",
+                "-" if c.lever == "none" else c.lever,
+                _duration(r.p95_wait),
+                f"{b.instance:.2f}",
+                f"{b.volumes + b.pool:.2f}",
+                f"{b.cloudwatch:.2f}",
+                f"{b.total:.2f}",
+                mark,
+            )
+        )
+    return _cells(rows, left=3)
+
+
 def install_command(result: SimResult, *, asg_name: str) -> str:
     """The install_scaling_policy command line that installs this result's policy."""
     p = result.policy
@@ -75,7 +130,39 @@ def install_command(result: SimResult, *, asg_name: str) -> str:
         "--asg-name",
         asg_name,
     ]
+    pool = p.warm_pool
+    if pool is not None:  # the installer takes the simulator's warm-pool flags
+        parts += ["--warm-pool", "--warm-pool-min-size", str(pool.min_size)]
+        if pool.max_prepared is not None:
+            parts += ["--warm-pool-max-prepared", str(pool.max_prepared)]
+        parts += ["--warm-pool-state", pool.state]
+        parts += ["--warm-pool-reuse", "on" if pool.reuse_on_scale_in else "off"]
+    predictive = p.predictive
+    if predictive is not None:
+        parts += ["--predictive", predictive.mode]
+        parts += ["--predictive-buffer", str(predictive.scheduling_buffer_seconds)]
     return " ".join(shlex.quote(part) for part in parts)
+
+
+def advice_command(result: SimResult, *, asg_name: str) -> str:
+    """install_command with the run's publishing interval (the publisher must publish at
+    it: SCALING_PUBLISH_INTERVAL_SECONDS) and its warm pool and predictive flags."""
+    line = install_command(result, asg_name=asg_name)
+    p = result.policy
+    more: list[str] = []
+    pool = p.warm_pool
+    if pool is not None and "--warm-pool" not in line:
+        more += ["--warm-pool", "--warm-pool-min-size", str(pool.min_size)]
+        if pool.max_prepared is not None:
+            more += ["--warm-pool-max-prepared", str(pool.max_prepared)]
+        more += ["--warm-pool-state", pool.state]
+        more += ["--warm-pool-reuse", "on" if pool.reuse_on_scale_in else "off"]
+    predictive = p.predictive
+    if predictive is not None and "--predictive" not in line:
+        more += ["--predictive", predictive.mode]
+        more += ["--predictive-buffer", str(predictive.scheduling_buffer_seconds)]
+    interval = f"SCALING_PUBLISH_INTERVAL_SECONDS={result.period_seconds}"
+    return " ".join([interval, line, *(shlex.quote(part) for part in more)])
 
 
 def plot_write(path: Path, *, results: list[SimResult], workload: Workload) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,15 @@ from scaling.policy.options import (
     MODES,
     target_from_wait,
 )
-from scaling.simulation.model import Workload, recommend, simulate, target_candidates
+from scaling.simulation.advisor import Advice, advise
+from scaling.simulation.forecast import PredictiveSpec
+from scaling.simulation.levers import Levers
+from scaling.simulation.model import Workload, simulate, target_candidates
 from scaling.simulation.policy import SimPolicy, SimulationError
-from scaling.simulation.report import install_command, plot_path_check, table
+from scaling.simulation.pricing import Prices
+from scaling.simulation.report import advice_command, plot_path_check, table
 from scaling.simulation.result import SimResult
+from scaling.simulation.warm_pool import WarmPoolSpec
 from scaling.simulation.workloads import ProcessingTimes, WorkloadFlags, workload_from_flags
 
 DEFAULT_TARGETS = "1,2,3,5"
@@ -55,6 +60,8 @@ class StudyFlags:
     recommend: bool
     seed: int
     plot: str | None
+    prices: Prices = field(default_factory=Prices)  # --recommend's bill (pricing.py)
+    levers: Levers = field(default_factory=Levers)  # warm pool, predictive (levers.py)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> StudyFlags:
@@ -67,8 +74,14 @@ class StudyFlags:
         given["max_size"] = 10 if given["max_size"] is None else given["max_size"]
         names = [f.name for f in fields(WorkloadFlags)]
         workload = WorkloadFlags(**{name: given[name] for name in names if name in given})
-        own = {f.name: given[f.name] for f in fields(cls) if f.name != "workload"}
-        return cls(workload=workload, **own)
+        apart = ("workload", "prices", "levers")
+        own = {f.name: given[f.name] for f in fields(cls) if f.name not in apart}
+        return cls(
+            workload=workload,
+            prices=Prices.from_options(given),
+            levers=Levers.from_options(given),
+            **own,
+        )
 
 
 def _fleet_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,6 +116,7 @@ class Recommendation:
     acceptable_wait: float
     best: SimResult
     command: str  # the install_scaling_policy line for the best result
+    advice: Advice  # every candidate's bill, the choice and why
 
 
 @dataclass(frozen=True)
@@ -123,11 +137,13 @@ class Study:
         }
         chosen = self.recommendation
         if chosen is not None:
+            advice = chosen.advice.as_json()
             payload.update(
                 acceptable_wait_seconds=chosen.acceptable_wait,
-                candidates=[r.as_json() for r in self.results],
-                recommended=chosen.best.as_json(),
+                candidates=advice.pop("candidates"),
+                recommended=advice.pop("choice"),
                 command=chosen.command,
+                advisor=advice,
             )
         elif len(self.results) == 1 and not self.compare:
             payload["result"] = self.results[0].as_json()
@@ -141,36 +157,30 @@ class Study:
         lines = [
             ("", f"Workload: {workload.description} ({len(workload.arrivals)} videos)."),
             ("", f"Scale-in protection of busy instances: {self.protection}."),
-            ("", table(self.results)),
         ]
         chosen = self.recommendation
-        if chosen is None:
-            lines.extend(
+        if chosen is not None:
+            best = chosen.best
+            return [
+                *lines,
+                *chosen.advice.lines(),
+                ("", chosen.command),
                 (
-                    "warning",
-                    f"{r.policy.label}: the backlog had not drained "
-                    f"{r.simulated_seconds:.0f} s in; its figures cover only what finished.",
-                )
-                for r in self.results
-                if not r.drained
-            )
-            return lines
-        best = chosen.best
-        lines.append(
+                    "",
+                    f"(MinSize {best.policy.rules.min_size} and MaxSize "
+                    f"{best.policy.rules.max_size} were assumed; that command does not set "
+                    "them.)",
+                ),
+            ]
+        lines.append(("", table(self.results)))
+        lines.extend(
             (
-                "success",
-                f"Cheapest target with p95 wait <= {chosen.acceptable_wait:g} s: "
-                f"{best.policy.rules.target:g} (p95 {best.p95_wait:.0f} s, "
-                f"{best.instance_hours:.2f} instance-hours).",
+                "warning",
+                f"{r.policy.label}: the backlog had not drained "
+                f"{r.simulated_seconds:.0f} s in; its figures cover only what finished.",
             )
-        )
-        lines.append(("", chosen.command))
-        lines.append(
-            (
-                "",
-                f"(MinSize {best.policy.rules.min_size} and MaxSize "
-                f"{best.policy.rules.max_size} were assumed; that command does not set them.)",
-            )
+            for r in self.results
+            if not r.drained
         )
         return lines
 
@@ -229,29 +239,36 @@ def _recommend(
         )
     _positive("--acceptable-wait", wait)
     candidates = target_candidates(acceptable_wait=wait, processing_mean=processing.mean_seconds)
-    results = [
-        simulate(
-            workload=study.workload,
-            policy=_policy(flags, flags.mode, t),
-            period_seconds=period,
-            seed=flags.seed,
-        )
-        for t in candidates
-    ]
-    best = recommend(results, acceptable_wait=wait)
+    advice = advise(
+        workload=study.workload,
+        policy_for=lambda t: _policy(flags, flags.mode, t),
+        # A --period given is kept; without it the advisor chooses the interval too.
+        periods=ALLOWED_INTERVALS if flags.period is None else (period,),
+        targets=candidates,
+        acceptable_wait=wait,
+        prices=flags.prices,
+        pool=WarmPoolSpec(),
+        predictive=PredictiveSpec(),
+        seed=flags.seed,
+    )
+    best = advice.choice
     if best is None:
-        closest = min(results, key=lambda r: r.p95_wait)
+        closest = min(advice.candidates, key=lambda c: (c.result.p95_wait, c.bill.total))
+        with_lever = "" if closest.lever == "none" else f" with {closest.lever}"
         raise SimulationError(
             f"no target keeps the p95 wait within {wait:g} s (best: target "
-            f"{closest.policy.rules.target:g} gives {closest.p95_wait:.0f} s); "
+            f"{closest.target:g} at {closest.period} s{with_lever} gives "
+            f"{closest.result.p95_wait:.0f} s); "
             "raise --max-size or accept a longer wait"
         )
     asg_name = flags.asg_name or metric_spec_get().asg_name
-    command = install_command(best, asg_name=asg_name)
+    command = advice_command(best.result, asg_name=asg_name)
     return replace(
         study,
-        results=results,
-        recommendation=Recommendation(acceptable_wait=wait, best=best, command=command),
+        results=[c.result for c in advice.comparison],
+        recommendation=Recommendation(
+            acceptable_wait=wait, best=best.result, command=command, advice=advice
+        ),
     )
 
 
@@ -303,4 +320,6 @@ def _policy(flags: StudyFlags, mode: str, target: float) -> SimPolicy:
         max_size=flags.max_size,
         boot_seconds=flags.boot_time,
         protection=flags.protection != "off",
+        warm_pool=flags.levers.warm_pool,
+        predictive=flags.levers.predictive,
     )

@@ -389,13 +389,15 @@ def test_recommend_prints_the_install_command() -> None:
         "--asg-name=my-asg",
     )
 
+    # Issue 21: the choice is by the whole bill, and the command carries the interval.
     lines = out.splitlines()
-    assert lines[-3] == (
-        "Cheapest target with p95 wait <= 600 s: 2 (p95 540 s, 20.05 instance-hours)."
-    )
+    assert (
+        "Cheapest whole bill with p95 wait <= 600 s: interval 60 s, target 2, target tracking "
+        "alone (p95 540 s, 20.05 instance-hours, $6.89)."
+    ) in lines
     assert lines[-2] == (
-        "python manage.py install_scaling_policy --mode per-instance --target-value 2 "
-        "--warmup 60 --asg-name my-asg"
+        "SCALING_PUBLISH_INTERVAL_SECONDS=60 python manage.py install_scaling_policy "
+        "--mode per-instance --target-value 2 --warmup 60 --asg-name my-asg"
     )
     assert lines[-1] == "(MinSize 0 and MaxSize 100 were assumed; that command does not set them.)"
 
@@ -415,8 +417,12 @@ def test_recommend_json() -> None:
     )
 
     assert out["recommended"]["target"] == 2.0
-    assert out["command"].startswith("python manage.py install_scaling_policy --mode per-instance")
-    assert len(out["candidates"]) == 9
+    assert out["command"].startswith(
+        "SCALING_PUBLISH_INTERVAL_SECONDS=60 python manage.py install_scaling_policy --mode "
+        "per-instance"
+    )
+    # Issue 21: each of the 9 targets alone and with a warm pool (no history: no predictive).
+    assert len(out["candidates"]) == 18
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
@@ -541,7 +547,9 @@ SPIKE = ("--pattern=spike", "--count=5", "--processing-mean=60")
                 "--acceptable-wait=10",
                 "--max-size=2",
             ),
-            "no target keeps the p95 wait within 10 s (best: target 0.1 gives 14040 s); "
+            # Issue 21: without --period the advisor tries 10, 30 and 60 s.
+            "no target keeps the p95 wait within 10 s (best: target 0.1 at 10 s with warm pool "
+            "gives 13920 s); "
             "raise --max-size or accept a longer wait",
         ),
         (
