@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scaling.policy.options import target_from_wait
+from scaling.simulation.levers_run import PoolLedger, Predictor, span_measured
 from scaling.simulation.policy import SimPolicy, SimulationError
 from scaling.simulation.result import SimResult, Tick
 from scaling.simulation.termination import termination_pick
@@ -71,7 +72,7 @@ class Workload:
 
 @dataclass
 class _Instance:
-    launched_at: float
+    launched_at: float  # joined the group: launched cold, or left the warm pool
     ready_at: float  # InService and taking videos
     busy_until: float = -math.inf  # until its first video, it has never been busy
     job: int | None = None
@@ -99,6 +100,7 @@ class _Run:
     def __init__(self, *, workload: Workload, policy: SimPolicy, period: int, seed: int) -> None:
         self.arrivals = workload.arrivals
         self.processing = workload.processing
+        self.measure_from = workload.measure_from
         self.policy = policy
         self.period = period
         n = len(self.arrivals)
@@ -110,28 +112,29 @@ class _Run:
         self.requeued: deque[tuple[int, float]] = deque()  # (video, available since)
         # The group starts at rest: MinSize instances, booted and warmed long ago.
         settled = -float(policy.boot_seconds + policy.warmup_seconds)
-        self.instances = [
+        self.group = [
             _Instance(launched_at=0.0, ready_at=settled) for _ in range(policy.rules.min_size)
         ]
         self.desired = policy.rules.min_size
         self.rng = random.Random(seed)
         self.rework = 0.0
         self.restarted = 0
-
-    def live(self) -> list[_Instance]:
-        return [i for i in self.instances if i.terminated_at is None]
+        self.instance_seconds = 0.0
+        self.pool = PoolLedger(policy=policy, desired=self.desired, measure_from=self.measure_from)
+        self.predictor = Predictor(policy=policy, period=period)
 
     def run(self) -> SimResult:
         p = self.policy
         tracking = TargetTracking(p.rules)
         actions = 0
-        peak = len(self.live())
+        peak = 0
         timeline: list[Tick] = []
-        limit = self.arrivals[-1] + DRAIN_LIMIT_SECONDS
+        limit = (self.arrivals[-1] if self.arrivals else 0.0) + DRAIN_LIMIT_SECONDS
         drained = False
         step = 0
         while True:
             now = float(step * self.period)
+            measured = now >= self.measure_from
             self.advance(until=now)
             while self.finishing and self.finishing[0][0] <= now:
                 finish, video = heapq.heappop(self.finishing)
@@ -139,35 +142,38 @@ class _Run:
                     self.finished += 1
             # What the publisher measures: UPLOADED + PROCESSING at the tick.
             backlog = bisect.bisect_right(self.arrivals, now) - self.finished
+            floor = self.predictor.tick(now=now, backlog=backlog)
 
-            live = self.live()
-            in_service = sum(1 for i in live if i.ready_at <= now)
+            group = self.group
+            in_service = warm = 0
+            for i in group:
+                if i.ready_at <= now:
+                    in_service += 1
+                    if i.ready_at + p.warmup_seconds <= now:
+                        warm += 1
             decision = tracking.step(
                 Observation(
                     backlog=backlog,
                     in_service=in_service,
-                    warm=sum(1 for i in live if i.ready_at + p.warmup_seconds <= now),
-                    live=len(live),
+                    warm=warm,
+                    live=len(group),
                     desired=self.desired,
                 )
             )
-            if decision.desired != self.desired:
-                actions += 1
-                self.resize(decision.desired, now=now)
+            # forecast-and-scale: the higher of the two; target tracking cannot scale in
+            # below the forecast capacity (docs/simulator.md).
+            wanted = max(decision.desired, floor)
+            if wanted != self.desired:
+                actions += measured
+                self.resize(wanted, now=now)
             self.terminate_surplus(now=now)
-            peak = max(peak, len(self.live()))
-            timeline.append(
-                Tick(
-                    seconds=now,
-                    backlog=backlog,
-                    metric=decision.metric,
-                    desired=self.desired,
-                    in_service=in_service,
-                )
-            )
+            self.pool.refill(desired=self.desired, now=now)
+            if measured:
+                peak = max(peak, len(self.group))
+            timeline.append(Tick(now, backlog, decision.metric, self.desired, in_service))
 
             done = self.finished == len(self.arrivals)
-            if done and self.desired == p.rules.min_size and len(self.live()) == p.rules.min_size:
+            if done and self.desired == p.rules.min_size and len(self.group) == p.rules.min_size:
                 drained = True
                 break
             if now >= limit:
@@ -175,51 +181,63 @@ class _Run:
             step += 1
 
         end = timeline[-1].seconds
-        instance_seconds = sum(
-            (i.terminated_at if i.terminated_at is not None else end) - i.launched_at
-            for i in self.instances
-        )
+        for inst in self.group:
+            self.instance_seconds += span_measured(inst.launched_at, end, self.measure_from)
+        stopped, running = self.pool.close(end=end)
         waits = sorted(
             start - arrival
             for start, arrival, finish in zip(
                 self.start_at, self.arrivals, self.finish_at, strict=True
             )
-            if start is not None and finish is not None
+            if start is not None and finish is not None and arrival >= self.measure_from
         )
         return SimResult(
             policy=p,
             period_seconds=self.period,
             waits=waits,
             peak_instances=peak,
-            instance_seconds=instance_seconds,
+            instance_seconds=self.instance_seconds,
             scaling_actions=actions,
             drained=drained,
             simulated_seconds=end,
             timeline=timeline,
             rework_seconds=self.rework,
             restarted=self.restarted,
+            pool_stopped_seconds=stopped,
+            pool_running_seconds=running,
+            measured_from_seconds=self.measure_from,
+            forecast=self.predictor.used,
         )
 
     def resize(self, wanted: int, *, now: float) -> None:
+        """Set the desired capacity; launch what it adds, from the warm pool first."""
         self.desired = wanted
-        live = self.live()
-        for _ in range(wanted - len(live)):
-            self.instances.append(
-                _Instance(launched_at=now, ready_at=now + self.policy.boot_seconds)
-            )
+        missing = wanted - len(self.group)
+        if missing <= 0:
+            return
+        boots = self.pool.draw(missing, now=now)  # one boot time per new instance
+        self.group += [_Instance(launched_at=now, ready_at=now + boot) for boot in boots]
 
     def terminate_surplus(self, *, now: float) -> None:
-        """Terminate what the desired capacity no longer covers, as protection allows."""
-        live = self.live()
-        for inst in termination_pick(
+        """Remove what the desired capacity no longer covers, as protection allows: back to
+        the warm pool (ReuseOnScaleIn, while it has room) or terminated."""
+        live = self.group
+        picked = termination_pick(
             live,
             surplus=len(live) - self.desired,
             now=now,
             protection=self.policy.protection,
             grace=self.period,
             rng=self.rng,
-        ):
+        )
+        if not picked:
+            return
+        gone = {id(i) for i in picked}
+        self.group = [i for i in live if id(i) not in gone]
+        for inst in picked:
             inst.terminated_at = now
+            self.instance_seconds += span_measured(inst.launched_at, now, self.measure_from)
+            self.pool.scale_in(desired=self.desired, now=now)
             if inst.job is not None and inst.busy_until > now:
                 # Its video goes back to the head of the queue and starts over.
                 self.rework += now - inst.job_started
@@ -231,15 +249,18 @@ class _Run:
 
     def advance(self, *, until: float) -> None:
         """Start every video that a live worker can take before ``until``, in FIFO order."""
-        live = self.live()
+        live = self.group
         if not live:
             return
+        arrivals = self.arrivals
         while True:
             if self.requeued:
                 video, ready = self.requeued[0]
-            elif self.next_video < len(self.arrivals):
-                video, ready = self.next_video, self.arrivals[self.next_video]
+            elif self.next_video < len(arrivals):
+                video, ready = self.next_video, arrivals[self.next_video]
             else:
+                return
+            if ready >= until:
                 return
             worker = min(live, key=_Instance.available_at)
             start = max(ready, worker.available_at())

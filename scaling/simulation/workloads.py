@@ -1,11 +1,10 @@
 """The workload a simulation replays: upload times and each video's processing time.
 
-Built-in patterns (steady, spike, diurnal), a CSV of upload times, and the
-processing times of recent READY videos; or a fleet's own history (``--fleet``
-without a pattern): arrivals estimated from its audit rows. The only randomness is a
-``random.Random`` made from the caller's seed, and it is spent here, while the
-workload is built: every policy compared on one workload sees the very same
-videos. ``processing_history_seconds`` is the one database read, kept apart.
+Built-in patterns (steady, spike, diurnal, academy: ``scaling.simulation.academy``), a
+CSV of upload times, and the processing times of recent READY videos; or a fleet's own
+history (``--fleet`` without a pattern): arrivals estimated from its audit rows. The only
+randomness is a ``random.Random`` made from the caller's seed, spent here, while the
+workload is built: every policy compared on one workload sees the very same videos.
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from scaling.simulation.academy import academy_arrivals, academy_measure_from
 from scaling.simulation.model import DAY_SECONDS, Workload
 from scaling.simulation.policy import SimulationError
 
-PATTERNS: tuple[str, ...] = ("steady", "spike", "diurnal")
+PATTERNS: tuple[str, ...] = ("steady", "spike", "diurnal", "academy")
 
 HISTORY_MIN_VIDEOS = 20
 HISTORY_LIMIT = 500
@@ -284,6 +284,7 @@ class WorkloadFlags:
     fleet: str | None = None
     fleet_source: str = "port"
     fleet_processing_time: float | None = None
+    weeks: int | None = None  # academy: N-1 weeks of history, then the measured week
 
 
 def workload_from_flags(
@@ -299,6 +300,7 @@ def workload_from_flags(
     workload = workload_build(
         arrivals=arrivals, processing=processing, rng=rng, description=description
     )
+    workload = academy_measure_from(workload, flags=flags)  # unchanged unless academy
     return workload, processing
 
 
@@ -368,14 +370,15 @@ def _arrivals(flags: WorkloadFlags, *, rng: random.Random) -> tuple[list[float],
             raise SimulationError(
                 f"cannot read --workload-csv {csv_name}: {exc.__class__.__name__}"
             ) from None
-        arrivals = arrivals_parse(text.splitlines(), source=csv_name)
-        description = f"{csv_name}"
+        arrivals, description = arrivals_parse(text.splitlines(), source=csv_name), csv_name
     elif pattern == "spike":
         count = flags.count
         if count is None:
             raise SimulationError("--pattern spike needs --count N")
         arrivals = arrivals_spike(count=count)
         description = f"spike of {count} videos at 60 s"
+    elif pattern == "academy":
+        arrivals, description = academy_arrivals(weeks=flags.weeks, rng=rng)
     else:
         rate = flags.rate
         if rate is None:

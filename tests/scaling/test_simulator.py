@@ -447,7 +447,7 @@ SPIKE = ("--pattern=spike", "--count=5", "--processing-mean=60")
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "give a workload: --pattern steady|spike|diurnal or --workload-csv FILE"),
+        ((), "give a workload: --pattern steady|spike|diurnal|academy or --workload-csv FILE"),
         (
             ("--pattern=spike", "--workload-csv=x.csv"),
             "--pattern and --workload-csv are exclusive; choose one",
