@@ -247,8 +247,10 @@ def _recommend(
         targets=candidates,
         acceptable_wait=wait,
         prices=flags.prices,
-        pool=WarmPoolSpec(),
-        predictive=PredictiveSpec(),
+        # The lever flags shape the levers tried (--warm-pool-max-prepared, --warm-boot-time,
+        # --predictive-buffer); predictive is tried as forecast-and-scale, which scales.
+        pool=flags.levers.warm_pool or WarmPoolSpec(),
+        predictive=replace(flags.levers.predictive or PredictiveSpec(), mode="forecast-and-scale"),
         seed=flags.seed,
     )
     best = advice.choice
