@@ -15,7 +15,10 @@ boundary (the tick publishes at the boundary):
    (``GetMetricData`` on the metric the policy names) and the group's instances
    (booted = in service: ``devstack.localgroup``);
 3. applies target tracking's rules, ``scaling.simulation.tracking``, the very
-   code ``simulate_scaling`` runs, and sets the desired capacity on the endpoint
+   code ``simulate_scaling`` runs, and, when a predictive policy is installed in
+   ForecastAndScale, holds the group at least at its forecast capacity
+   (``devstack.predictive``, on the simulator's ``scaling.simulation.forecast``); then
+   sets the desired capacity on the endpoint
    (``SetDesiredCapacity``). moto then launches instances and, on a lower
    capacity, terminates only unprotected ones, as EC2 does; when instances
    protected at the scale-in are left over, the capacity is asked again each
@@ -39,7 +42,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,7 @@ from devstack.localgroup import (
     local_setup,
     one_line,
 )
+from devstack.predictive import predictive_floor
 from scaling.policy.aim import AimError
 from scaling.policy.installed import InstalledPolicy, PolicyNotInstalled, installed_policy_parse
 from scaling.simulation.tracking import (
@@ -161,6 +165,7 @@ class Period:
     reason: str
     metric: float | None
     asg_name: str = ""  # the group evaluated (the timeline holds every group's periods)
+    predictive: int = 0  # the forecast capacity held (0: none, forecast only, no forecast)
 
 
 class ControlPlane:
@@ -237,6 +242,10 @@ class ControlPlane:
             desired=group.desired,
         )
         decision = self.tracking.step(seen)
+        floor = self._predictive(now, group)
+        if floor > decision.desired:
+            # Predictive scaling and target tracking: the group takes the higher of the two.
+            decision = replace(decision, desired=floor, reason="predictive forecast")
         if backlog is None:
             self._say("data", f"control plane: no datapoint for slot {slot:%H:%M:%S}{self._tag}")
         else:
@@ -278,11 +287,32 @@ class ControlPlane:
             reason=decision.reason,
             metric=decision.metric,
             asg_name=self.asg_name,
+            predictive=floor,
         )
         if self.timeline is not None:
             with self.timeline.open("a") as out:
                 out.write(json.dumps(asdict(period)) + "\n")
         return period
+
+    def _predictive(self, now: float, group: LocalGroup) -> int:
+        """The forecast capacity the installed predictive policy holds (0: none)."""
+        try:
+            floor, line = predictive_floor(
+                self.autoscaling,
+                self.cloudwatch,
+                asg_name=self.asg_name,
+                now=now,
+                min_size=group.min_size,
+                max_size=group.max_size,
+            )
+        except (*AWS_ERRORS, AimError) as exc:
+            self._say("predictive", f"control plane: predictive not played ({one_line(exc)})")
+            return 0
+        if line:
+            self._say("predictive", f"control plane: {line}{self._tag}")
+        else:
+            self._say.forget("predictive")
+        return min(floor, group.max_size)
 
 
 def next_evaluation(now: float, interval: int) -> float:
