@@ -52,7 +52,8 @@ CHECK_HELP = (
     "Compare what AWS holds with what these flags would install; change nothing. Exit 0 "
     "equal, 1 not (a line a difference); with --fleet / --all, per fleet."
 )
-Status = Literal["missing", "differs", "several"]
+# unwanted: --no-warm-pool / --predictive off asked, and AWS holds ours.
+Status = Literal["missing", "differs", "several", "unwanted"]
 # How a line names each thing the installer installs (the five alarms: "alarm <name>").
 _LABELS = {
     "metrics-collection": "metrics collection {name}",
@@ -61,6 +62,8 @@ _LABELS = {
     "wake-alarm": "wake alarm {name}",
     "dashboard": "dashboard {name}",
     "lifecycle-hook": "lifecycle hook {name}",
+    "warm-pool": "warm pool of {name}",
+    "predictive-policy": "predictive policy {name}",
 }
 _KINDS = {TARGET_POLICY_NAME: "target-tracking-policy", WAKE_POLICY_NAME: "wake-policy"}
 
@@ -106,6 +109,9 @@ def item_differences(item: ItemResult, fleet: str | None = None) -> list[Differe
         if item.kind in ("target-tracking-policy", "wake-policy"):
             text += f" (no policy {item.name}, nor one of its shape)"
         return [Difference(item.kind, item.name, "missing", text, fleet=fleet)]
+    if item.action == "removed":  # asked off (a warm pool or the predictive policy)
+        text = f"{label}: installed, asked off"
+        return [Difference(item.kind, item.name, "unwanted", text, fleet=fleet)]
     strip = "TargetTrackingConfiguration." if item.kind == "target-tracking-policy" else ""
     return [
         Difference(

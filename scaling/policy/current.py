@@ -22,10 +22,12 @@ from scaling.policy.options import PolicyError
 from scaling.policy.requests import (
     GROUP_METRICS,
     METRICS_TAG_KEY,
+    PREDICTIVE_POLICY_NAME,
     TARGET_POLICY_NAME,
     WAKE_POLICY_NAME,
     wake_alarm_name,
 )
+from scaling.policy.warm_pool import warm_pool_describe
 
 
 def aws_call(operation: str, call: Callable[[], Any]) -> Any:
@@ -45,6 +47,8 @@ class Current:
     dashboard: dict[str, Any] | None  # its body, parsed
     # The termination lifecycle hook, cut to the fields the command sets (None: absent).
     hook: dict[str, Any] | None = None
+    # The group's WarmPoolConfiguration as AWS holds it, Status included (None: no pool).
+    warm_pool: dict[str, Any] | None = None
 
 
 def dashboard_read(cloudwatch: Any, name: str) -> dict[str, Any] | None:
@@ -78,7 +82,8 @@ def current_read(*, asg_name: str, region: str, autoscaling: Any, cloudwatch: An
     response = aws_call(
         "DescribePolicies",
         lambda: autoscaling.describe_policies(
-            AutoScalingGroupName=asg_name, PolicyNames=[TARGET_POLICY_NAME, WAKE_POLICY_NAME]
+            AutoScalingGroupName=asg_name,
+            PolicyNames=[TARGET_POLICY_NAME, WAKE_POLICY_NAME, PREDICTIVE_POLICY_NAME],
         ),
     )
     policies = {p["PolicyName"]: p for p in response["ScalingPolicies"]}
@@ -95,6 +100,7 @@ def current_read(*, asg_name: str, region: str, autoscaling: Any, cloudwatch: An
         alarms=alarms,
         dashboard=dashboard_read(cloudwatch, dashboard_name(asg_name)),
         hook=_hook_read(autoscaling, asg_name),
+        warm_pool=aws_call("DescribeWarmPool", lambda: warm_pool_describe(autoscaling, asg_name)),
     )
 
 

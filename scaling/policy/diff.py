@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 # Keys AWS adds when it reads a thing back; never part of what we install.
 _READ_ONLY_KEYS = frozenset(
@@ -121,3 +121,45 @@ def config_diff(*, desired: Mapping[str, Any], actual: Mapping[str, Any]) -> lis
     """What would change if ``desired`` replaced ``actual``: whole subtrees where one side
     lacks them, single fields where both have them."""
     return _diff(actual, desired, "")
+
+
+Action = Literal["created", "updated", "unchanged", "removed", "absent", "kept"]
+
+
+@dataclass
+class ItemResult:
+    """One thing the installer owns, and what a run did (or would do) to it."""
+
+    # metrics-collection | target-tracking-policy | wake-policy | wake-alarm | <kind>-alarm
+    # (scaling.policy.alarms.ALARM_KINDS) | dashboard | lifecycle-hook | warm-pool |
+    # predictive-policy
+    kind: str
+    name: str
+    action: Action
+    changes: list[FieldChange] = field(default_factory=list)
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "action": self.action,
+            "changes": [c.as_json() for c in self.changes],
+            "note": self.note,
+        }
+
+
+def item_for(
+    kind: str,
+    name: str,
+    request: Any,
+    existing: Mapping[str, Any] | None,
+    desired: Mapping[str, Any] | None = None,
+) -> ItemResult:
+    """created when nothing is installed, else updated / unchanged by ``config_diff`` of
+    ``desired`` (default: the request's params, an ``ApiRequest`` or None) and ``existing``."""
+    if existing is None:
+        return ItemResult(kind, name, "created")
+    wanted = desired if desired is not None else request.params if request else {}
+    changes = config_diff(desired=wanted, actual=existing)
+    return ItemResult(kind, name, "updated" if changes else "unchanged", changes)

@@ -19,6 +19,7 @@ from typing import Any
 from scaling.aws import cloudwatch_client
 from scaling.conf import scaling_settings
 from scaling.fleets import Fleet, UnknownFleet, fleet_get, fleets_get
+from scaling.policy.capacity_options import CAPACITY_FLAGS
 from scaling.policy.current import aws_call, dashboard_read
 from scaling.policy.dashboard import (
     FLEETS_DASHBOARD_NAME,
@@ -41,6 +42,7 @@ OPTION_FLAGS = (
     "alarm_wait",
     "alarm_topic",
     "drain_timeout",
+    *CAPACITY_FLAGS,  # the warm pool and predictive flags (scaling.policy.capacity_options)
 )
 
 

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
@@ -48,13 +47,15 @@ from scaling.policy.dashboard import (
     dashboard_name,
     dashboard_request_build,
 )
-from scaling.policy.diff import FieldChange, config_diff
+from scaling.policy.diff import Action, FieldChange, ItemResult, item_for
 from scaling.policy.hook import hook_delete_request_build, hook_request_build
 from scaling.policy.options import TOTAL_MODE_WARNING, PolicyError, PolicyOptions
 from scaling.policy.pause import pause_for_install, pauses_end_uninstalled
+from scaling.policy.predictive import predictive_plan, predictive_removal
 from scaling.policy.requests import (
     GROUP_METRICS,
     METRICS_GRANULARITY,
+    PREDICTIVE_POLICY_NAME,
     TARGET_POLICY_NAME,
     WAKE_POLICY_NAME,
     ApiRequest,
@@ -69,30 +70,10 @@ from scaling.policy.requests import (
     wake_policy_arn_placeholder,
     wake_policy_request_build,
 )
+from scaling.policy.warm_pool import warm_pool_plan, warm_pool_removal
 from scaling.port import LEASES_OFF, lease_hooks
 
-Action = Literal["created", "updated", "unchanged", "removed", "absent", "kept"]
 METRICS_ITEM_NAME = f"{', '.join(GROUP_METRICS)} ({METRICS_GRANULARITY})"
-
-
-@dataclass
-class ItemResult:
-    # metrics-collection | target-tracking-policy | wake-policy | wake-alarm | <kind>-alarm
-    # (scaling.policy.alarms.ALARM_KINDS) | dashboard | lifecycle-hook
-    kind: str
-    name: str
-    action: Action
-    changes: list[FieldChange] = field(default_factory=list)
-    note: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "action": self.action,
-            "changes": [c.as_json() for c in self.changes],
-            "note": self.note,
-        }
 
 
 @dataclass
@@ -123,16 +104,16 @@ class PolicyRun:
         if self.fleet is not None:
             data["fleet"] = self.fleet
         if self.options is not None:
-            data.update(
-                mode=self.options.mode,
-                target_value=self.options.target_value,
-                target_derivation=self.options.target_derivation,
-                warmup_seconds=self.options.warmup_seconds,
-                alarm_wait_seconds=self.options.alarm_wait_seconds,
-                alarm_topic=self.options.alarm_topic,
-                drain_timeout_seconds=self.options.drain_timeout_seconds,
-            )
+            data.update(self.options.as_json())
         return data
+
+    def planned(self, perform: Any, plan: tuple[Any, ...]) -> None:
+        """A warm pool or predictive plan (item or None, writes, warnings?) carried out."""
+        item, writes, *warnings = plan
+        for request in writes:
+            perform(request)
+        self.items += [item] if item is not None else []
+        self.warnings += warnings[0] if warnings else []
 
 
 def _send(client: Any, request: ApiRequest) -> Any:
@@ -262,7 +243,13 @@ def policy_install(
             perform(board)
         run.items.append(item)
 
-    # 6. The termination lifecycle hook: a busy instance drains before it goes. Without
+    # 6. The warm pool and the predictive policy: left as they are unless asked.
+    run.planned(perform, warm_pool_plan(**_pool_args(options, current)))
+    name = fleet.name if fleet else DEFAULT_FLEET
+    held = current.policies.get(PREDICTIVE_POLICY_NAME)
+    run.planned(perform, predictive_plan(spec=spec, options=options, held=held, fleet=name))
+
+    # 7. The termination lifecycle hook: a busy instance drains before it goes. Without
     # leases no instance is ever busy, so the hook would only slow every termination.
     if fleet is None and lease_hooks() is None:
         run.warnings.append(f"Lifecycle hook not installed: drain is {LEASES_OFF}.")
@@ -283,18 +270,14 @@ def policy_install(
     return run
 
 
-def item_for(
-    kind: str,
-    name: str,
-    request: ApiRequest | None,
-    existing: Mapping[str, Any] | None,
-    desired: Mapping[str, Any] | None = None,
-) -> ItemResult:
-    if existing is None:
-        return ItemResult(kind, name, "created")
-    wanted = desired if desired is not None else request.params if request else {}
-    changes = config_diff(desired=wanted, actual=existing)
-    return ItemResult(kind, name, "updated" if changes else "unchanged", changes)
+def _pool_args(options: PolicyOptions, current: Current) -> dict[str, Any]:
+    return {
+        "asg_name": options.asg_name,
+        "group": current.group,
+        "held": current.warm_pool,
+        "pool": options.warm_pool,
+        "off": options.warm_pool_off,
+    }
 
 
 def _not_implemented(exc: PolicyError) -> bool:
@@ -362,6 +345,13 @@ def policy_uninstall(*, asg_name: str, dry_run: bool, fleet: str | None = None) 
         perform(hook)
     gone = "absent" if current.hook is None else "removed"
     run.items.append(ItemResult("lifecycle-hook", hook.params["LifecycleHookName"], gone))
+
+    held = current.policies.get(PREDICTIVE_POLICY_NAME)
+    run.planned(perform, predictive_removal(asg_name=asg_name, held=held))
+    pool = warm_pool_removal(
+        asg_name=asg_name, group=current.group, held=current.warm_pool, asked=False
+    )
+    run.planned(perform, pool)
 
     tagged = metrics_tagged(current.group)
     note = outside_note(current.group, "not enabled by this command")

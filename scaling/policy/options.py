@@ -7,6 +7,7 @@ acceptable wait and a processing time.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -17,6 +18,13 @@ from scaling.fleets import FleetPolicy
 
 # MODES and Mode are the aim's; the installer and the simulator take them from here.
 from scaling.policy.aim import MODES, Mode
+from scaling.policy.capacity_options import (
+    CapacityFlagError,
+    PredictiveOptions,
+    WarmPoolOptions,
+    capacity_flags_add,
+    capacity_options_parse,
+)
 from scaling.port import lease_hooks
 
 DEFAULT_TARGET_VALUE = 3.0  # the old policy's number; per instance in per-instance mode
@@ -70,6 +78,27 @@ class PolicyOptions:
     alarm_topic: str | None = None
     # The termination lifecycle hook's HeartbeatTimeout (drain_timeout_default()).
     drain_timeout_seconds: int = DEFAULT_DRAIN_TIMEOUT_SECONDS
+    # None: leave what the group holds as it is; *_off: remove what this command installed.
+    warm_pool: WarmPoolOptions | None = None
+    warm_pool_off: bool = False
+    predictive: PredictiveOptions | None = None
+    predictive_off: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        def asked(value: Any, off: bool) -> Any:
+            return "off" if off else None if value is None else dataclasses.asdict(value)
+
+        return {
+            "mode": self.mode,
+            "target_value": self.target_value,
+            "target_derivation": self.target_derivation,
+            "warmup_seconds": self.warmup_seconds,
+            "alarm_wait_seconds": self.alarm_wait_seconds,
+            "alarm_topic": self.alarm_topic,
+            "drain_timeout_seconds": self.drain_timeout_seconds,
+            "warm_pool": asked(self.warm_pool, self.warm_pool_off),
+            "predictive": asked(self.predictive, self.predictive_off),
+        }
 
 
 def _number(flag: str, raw: str) -> float:
@@ -144,15 +173,23 @@ def policy_options_parse(
     drain_timeout: str | None = None,
     fleet_policy: FleetPolicy | None = None,
     fleet_name: str = "",
+    **capacity: Any,
 ) -> PolicyOptions:
     """Turn the command's raw flags into options, or raise PolicyError with one sentence.
 
     ``fleet_policy`` (a fleet's policy defaults, ``SCALING_FLEETS``) fills in the target
     (``target_value``, or ``acceptable_wait`` with ``processing_time``) and the warmup
-    when no flag gives them.
+    when no flag gives them. ``capacity``: the warm pool and predictive flags
+    (``CAPACITY_FLAGS``, ``capacity_options_parse``).
     """
     name = asg_name_parse(asg_name)
     chosen_mode = _mode_parse(mode)
+    try:
+        warm_pool, warm_pool_off, predictive, predictive_off = capacity_options_parse(
+            mode=chosen_mode, **capacity
+        )
+    except CapacityFlagError as exc:
+        raise PolicyError(str(exc)) from None
     fleet_source = ""
     if fleet_policy is not None and target_value is None and acceptable_wait is None:
         if processing_time is None and fleet_policy.target_value is not None:
@@ -231,6 +268,10 @@ def policy_options_parse(
         alarm_wait_seconds=wait_seconds,
         alarm_topic=alarm_topic_parse(alarm_topic),
         drain_timeout_seconds=drain_timeout_parse(drain_timeout),
+        warm_pool=warm_pool,
+        warm_pool_off=warm_pool_off,
+        predictive=predictive,
+        predictive_off=predictive_off,
     )
 
 
@@ -261,3 +302,4 @@ def policy_flags_add(parser: Any) -> None:
         help="Seconds the oldest video may wait before the wait alarm [--acceptable-wait, "
         "else 600].",
     )
+    capacity_flags_add(parser)

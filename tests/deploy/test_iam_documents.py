@@ -33,7 +33,15 @@ REGION = "ap-northeast-2"
 # Roles whose policy document belongs to another part of deploy/ (issue 5's SSM tooling).
 ROLES_DOCUMENTED_ELSEWHERE = frozenset({"ssm"})
 
-Call = tuple[str, str, str, dict[str, Any], int]  # role, service, operation, params, status
+Call = tuple[str, str, str, dict[str, Any], int]
+# Actions a document grants that no call here can exercise, and why. GetPredictiveScaling-
+# Forecast: moto 5 does not implement it (it answers an unknown action), so no test can
+# drive a successful call; the installer and status read the forecast of the predictive
+# policy (install_scaling_policy --predictive) there. Each is held by name below.
+NOT_EXERCISED: dict[str, set[str]] = {
+    "installer": {"autoscaling:GetPredictiveScalingForecast"},
+    "status": {"autoscaling:GetPredictiveScalingForecast"},
+}  # role, service, operation, params, status
 
 
 def iam_document_load(role: str, *, region: str = REGION, account: str = MOTO_ACCOUNT) -> Any:
@@ -273,7 +281,8 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
 
     # publisher: the tick ends a pause whose time is up
     assert pause_expire(now=datetime.now(UTC) + timedelta(minutes=6), seconds=3) == 1
-    call_command("install_scaling_policy", "--uninstall", "--json")
+    call_command("install_scaling_policy", "--warm-pool", "--json")  # installer: PutWarmPool
+    call_command("install_scaling_policy", "--uninstall", "--json")  # ... and DeleteWarmPool
 
     assert _operations(recorded, "publisher") == {
         "cloudwatch:PutMetricData",
@@ -304,17 +313,23 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
         "autoscaling:DescribeLifecycleHooks",
         "autoscaling:PutLifecycleHook",
         "autoscaling:DeleteLifecycleHook",
+        "autoscaling:DescribeWarmPool",
+        "autoscaling:PutWarmPool",
+        "autoscaling:DeleteWarmPool",
     }
-    assert _operations(recorded, "status") == {
+    assert _operations(recorded, "status") - NOT_EXERCISED["status"] == {
         "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribePolicies",
         "autoscaling:DescribeLifecycleHooks",
+        "autoscaling:DescribeWarmPool",
         "cloudwatch:DescribeAlarms",
     }
     assert iam_violations(recorded) == []
-    # Exactly the actions used, and nothing else.
+    # Exactly the actions used, and nothing else (but those moto cannot answer).
     for role in ("publisher", "installer", "status"):
-        assert _document_actions(role) == _operations(recorded, role), role
+        unexercised = NOT_EXERCISED.get(role, set())
+        used = _operations(recorded, role) - unexercised
+        assert _document_actions(role) - unexercised == used, role
 
 
 def _fleet_calls_drive(aws: dict[str, str]) -> None:
@@ -556,3 +571,15 @@ def test_two_fleets_publish_and_install_within_the_documents_rendered_for_them(
     assert namespaces == {"Academy/VideoProcessing", "Academy/Workers"}
     assert ("publisher", "sqs", "GetQueueAttributes") in {c[:3] for c in calls}
     assert any("Academy/Workers" in p for p in iam_violations(calls))  # deploy/iam/ refuses
+
+
+def test_the_actions_left_unexercised_are_granted_and_moto_cannot_answer_them() -> None:
+    """The exception list stays honest: each action is in its role's document, and moto
+    still lacks it (when moto gains it, exercise it and drop it from NOT_EXERCISED)."""
+    from moto.autoscaling.responses import AutoScalingResponse
+
+    for role, actions in NOT_EXERCISED.items():
+        assert actions <= _document_actions(role), role
+        for action in actions:
+            operation = re.sub(r"(?<!^)(?=[A-Z])", "_", action.split(":", 1)[1]).lower()
+            assert not hasattr(AutoScalingResponse, operation), action

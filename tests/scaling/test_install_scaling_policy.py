@@ -296,6 +296,7 @@ def test_dry_run_prints_the_requests_and_writes_nothing(
         "DescribeAlarms",
         "GetDashboard",
         "DescribeLifecycleHooks",
+        "DescribeWarmPool",  # left as it is without --warm-pool, but read (kept / absent)
     }
     assert [(r["service"], r["operation"]) for r in result["requests"]] == [
         ("autoscaling", "EnableMetricsCollection"),
