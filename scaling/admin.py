@@ -14,6 +14,7 @@ page, and the default fleet is shown.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
@@ -31,6 +32,7 @@ from scaling.audit.charts import (
     publication_chart_svg,
 )
 from scaling.audit.fleet import Fleet, fleet_page_get
+from scaling.audit.forecast import forecast_page_get
 from scaling.audit.installed_policy import PolicyOnGroup, installed_policy_get
 from scaling.audit.leases import work_untracked
 from scaling.fleets import Fleet as FleetConfig
@@ -195,9 +197,16 @@ class MetricPublicationAdmin(_ModelAdmin):
                 since=start, limit=chart_limit(window), fleet=fleet_config.name
             )
         ]
+        # AWS's load forecast for the window (cached; one short attempt), or why none.
+        forecast = forecast_page_get(
+            asg_name=fleet_config.asg_name, start=start, end=end, window=window.key
+        )
+        predicted = [(datetime.fromisoformat(p.at), p.value) for p in forecast.load]
         # The markup is built by our own code from numbers and escaped labels.
         chart = mark_safe(  # noqa: S308
-            publication_chart_svg(slots=slots, start=start, end=end, fleet=fleet_config.name)
+            publication_chart_svg(
+                slots=slots, start=start, end=end, fleet=fleet_config.name, forecast=predicted
+            )
         )
         policy = installed_policy_get(asg_name=fleet_config.asg_name)
         if isinstance(policy, PolicyOnGroup):
@@ -236,6 +245,9 @@ class MetricPublicationAdmin(_ModelAdmin):
             if len(names) > 1
             else [],
             "policy_line": policy_line,
+            "forecast_note": ""
+            if forecast.load
+            else f"Forecast load not drawn: {forecast.reason}.",
             "pause_line": "" if pause is None else pause_line(pause),
             # The group's instances (a short AWS read, cached) with their videos; or why not.
             "fleet": fleet if isinstance(fleet, Fleet) else None,

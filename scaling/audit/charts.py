@@ -95,6 +95,9 @@ class Series:
     read: Callable[[ChartSlot], int | None]  # None: no value in this slot (a gap)
 
 
+# AWS's load forecast (scaling.audit.forecast), on the backlog's axis, when it has one.
+FORECAST = Series("forecast", "forecast load (AWS predictive)", "#319795", "6 4", lambda s: None)
+
 SERIES = (
     Series("backlog", "published backlog", "#2b6cb0", "", lambda s: None if s.failed else s.value),
     Series("in-service", "in service", "#2f855a", "", lambda s: s.in_service),
@@ -153,13 +156,19 @@ def publication_chart_svg(
     width: int = WIDTH,
     height: int = HEIGHT,
     fleet: str = "",
+    forecast: Sequence[tuple[datetime, float]] = (),
 ) -> str:
     """SVG markup for ``slots`` between ``start`` and ``end`` (slots outside are left out);
-    ``fleet``: whose slots they are (``data-fleet``, and named in the title)."""
+    ``fleet``: whose slots they are (``data-fleet``, and named in the title); ``forecast``:
+    AWS's hourly load forecast (a dashed line beside the backlog; points outside left out)."""
     span = max((end - start).total_seconds(), 1.0)
     plot_w, plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
     shown = sorted((s for s in slots if start <= s.slot_start <= end), key=lambda s: s.slot_start)
-    backlog_max = _nice_ceiling(max([s.value for s in shown if s.value is not None] + [1]))
+    predicted = sorted((at, v) for at, v in forecast if start <= at <= end)
+    values = [s.value for s in shown if s.value is not None] + [
+        round(v + 0.4999) for _, v in predicted
+    ]
+    backlog_max = _nice_ceiling(max([*values, 1]))
     counts = [v for s in shown for r in SERIES[1:] if (v := r.read(s)) is not None]
     instances_max = _nice_ceiling(max([*counts, 1]))
 
@@ -173,6 +182,7 @@ def publication_chart_svg(
     from_sqs = sum(1 for s in shown if not s.failed and s.source == PublicationSource.SQS)
     whose = f"Fleet {fleet}: p" if fleet else "P"
     fleet_attr = f'data-fleet="{escape(fleet)}" ' if fleet else ""
+    forecast_attr = f'data-forecast="{len(predicted)}" ' if predicted else ""
     summary = (
         f"{whose}ublished BacklogCount and the group's instances from {start:%Y-%m-%d %H:%M} to "
         f"{end:%Y-%m-%d %H:%M} UTC: {len(shown)} slots, {from_sqs} from SQS, {failed} failed"
@@ -183,11 +193,12 @@ def publication_chart_svg(
         f'role="img" aria-labelledby="publication-chart-title" '
         f'data-slots="{len(shown)}" data-failed="{failed}" data-sqs="{from_sqs}" '
         f'data-start="{start.isoformat()}" data-end="{end.isoformat()}" {fleet_attr}'
+        f"{forecast_attr}"
         f'style="max-width:{width}px;background:#fff;font:11px sans-serif">',
         f'<title id="publication-chart-title">{escape(summary)}</title>',
     ]
     parts += _axes(start, end, backlog_max, instances_max, x, y, width, height)
-    parts += _legend()
+    parts += _legend(forecast=bool(predicted))
     if not shown:
         parts.append(
             f'<text class="empty" x="{width / 2:.0f}" y="{_TOP + plot_h / 2:.0f}" '
@@ -208,6 +219,14 @@ def publication_chart_svg(
                 f'stroke="{series.colour}" stroke-width="1.5" stroke-linecap="round"{dash} '
                 f'points="{" ".join(f"{px:.1f},{py:.1f}" for px, py in points)}"/>'
             )
+    if predicted:
+        points = [(x(at), _TOP + plot_h - v / backlog_max * plot_h) for at, v in predicted]
+        drawn = points if len(points) > 1 else points * 2  # one point: a dot
+        parts.append(
+            f'<polyline class="series forecast" data-series="forecast" fill="none" '
+            f'stroke="{FORECAST.colour}" stroke-width="1.5" stroke-dasharray="{FORECAST.dash}" '
+            f'points="{" ".join(f"{px:.1f},{py:.1f}" for px, py in drawn)}"/>'
+        )
     parts += _marks(shown, x, lambda v: y(v, backlog_max))
     parts.append("</svg>")
     return "".join(parts)
@@ -255,8 +274,9 @@ def _axes(
     return parts
 
 
-def _legend() -> list[str]:
-    """The five series on the first row; the backlog's marks on the second."""
+def _legend(*, forecast: bool = False) -> list[str]:
+    """The five series on the first row; the backlog's marks (and the forecast, when
+    drawn: no room is left on the first row) on the second."""
     parts = []
     lx = float(_LEFT)
     for series in SERIES:
@@ -280,6 +300,13 @@ def _legend() -> list[str]:
             f"{glyph} {label}</text>"
         )
         lx += 30 + 6.2 * len(label)
+    if forecast:
+        parts.append(
+            f'<g class="legend" data-series="{FORECAST.key}">'
+            f'<line x1="{lx:.0f}" y1="28" x2="{lx + 18:.0f}" y2="28" stroke="{FORECAST.colour}" '
+            f'stroke-width="2" stroke-dasharray="{FORECAST.dash}"/>'
+            f'<text x="{lx + 22:.0f}" y="32" fill="{FORECAST.colour}">{FORECAST.label}</text></g>'
+        )
     return parts
 
 

@@ -12,7 +12,7 @@ run by hand) is listed too, as "not in the group".
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +25,7 @@ from scaling.aws import autoscaling_client
 from scaling.conf import scaling_settings
 from scaling.errors import error_one_line
 from scaling.fleet.hook import LIFECYCLE_HOOK_NAME
+from scaling.fleet.pool import in_pool, warm_pool_describe
 from scaling.policy.hook import hook_describe
 from scaling.port import WorkInProgress, lease_hooks
 
@@ -48,20 +49,26 @@ class FleetInstance:
     state: str  # the LifecycleState (InService, Terminating:Wait, ...) or NOT_IN_GROUP
     protected: bool | None  # ProtectedFromScaleIn; None when not in the group
     videos: list[Work]
+    in_pool: bool = False  # in the group's warm pool (state Warmed:*, DescribeWarmPool)
 
 
 @dataclass(frozen=True)
 class Fleet:
     instances: list[FleetInstance]
     work_error: str = ""  # why the videos are unknown ("" when the database answered)
+    pool_error: str = ""  # why the warm pool's instances are not listed ("" when they are)
 
     @property
     def in_group(self) -> int:
-        return sum(1 for i in self.instances if i.state != NOT_IN_GROUP)
+        return sum(1 for i in self.instances if i.state != NOT_IN_GROUP and not i.in_pool)
 
     @property
     def busy(self) -> int:
         return sum(1 for i in self.instances if i.state != NOT_IN_GROUP and i.videos)
+
+    @property
+    def pooled(self) -> int:
+        return sum(1 for i in self.instances if i.in_pool)
 
     @property
     def protected(self) -> int:
@@ -82,19 +89,30 @@ def fleet_of(
     instances: Sequence[Mapping[str, Any]],
     work: Sequence[WorkInProgress] | None,
     work_error: str = "",
+    pool: Sequence[Mapping[str, Any]] = (),
 ) -> Fleet:
-    """The group's instances (by id) with their videos, then lease holders outside it."""
+    """The group's instances (by id) with their videos, then the warm pool's (``pool``:
+    DescribeWarmPool's instances), then lease holders outside both."""
     videos: dict[str, list[Work]] = {}
     for row in work or ():
         videos.setdefault(row.instance_id, []).append(Work(row.video_id, row.seconds))
+    listed = {str(i["InstanceId"]) for i in instances}
     out = [
         FleetInstance(
             instance_id=str(i["InstanceId"]),
             state=str(i.get("LifecycleState", "?")),
-            protected=bool(i.get("ProtectedFromScaleIn", False)),
+            # AWS protects no pool instance: "-" rather than "no".
+            protected=None if pooled else bool(i.get("ProtectedFromScaleIn", False)),
             videos=videos.pop(str(i["InstanceId"]), []),
+            in_pool=pooled,
         )
-        for i in sorted(instances, key=lambda i: str(i["InstanceId"]))
+        for i, pooled in sorted(
+            [
+                *((i, in_pool(str(i.get("LifecycleState", "")))) for i in instances),
+                *((p, True) for p in pool if str(p["InstanceId"]) not in listed),
+            ],
+            key=lambda pair: (pair[1], str(pair[0]["InstanceId"])),
+        )
     ]
     out += [FleetInstance(iid, NOT_IN_GROUP, None, held) for iid, held in sorted(videos.items())]
     return Fleet(instances=out, work_error=work_error)
@@ -120,22 +138,34 @@ def drain_hook_read(autoscaling: Any, asg_name: str) -> DrainHook:
     )
 
 
-def _instances_cached(asg_name: str) -> list[dict[str, Any]] | str:
+_KEYS = ("InstanceId", "LifecycleState", "ProtectedFromScaleIn")
+
+
+def _instances_cached(asg_name: str) -> tuple[list[dict[str, Any]], str] | str:
+    """(the group's instances then its warm pool's, why the pool is not listed) or why
+    the group is unknown."""
     key = f"scaling:fleet-instances:{asg_name}"
     cached = cache.get(key)
     if cached is not None:
-        return cast("list[dict[str, Any]] | str", cached)
-    result: list[dict[str, Any]] | str
+        return cast("tuple[list[dict[str, Any]], str] | str", cached)
+    result: tuple[list[dict[str, Any]], str] | str
     try:
         autoscaling = autoscaling_client(role="status", for_page=True)
         groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])[
             "AutoScalingGroups"
         ]
         if groups:
-            result = [
-                {k: i.get(k) for k in ("InstanceId", "LifecycleState", "ProtectedFromScaleIn")}
-                for i in groups[0].get("Instances", [])
-            ]
+            found = [{k: i.get(k) for k in _KEYS} for i in groups[0].get("Instances", [])]
+            pool_error = ""
+            if groups[0].get("WarmPoolConfiguration"):
+                try:
+                    pool = warm_pool_describe(autoscaling, asg_name)
+                    found += [{k: i.get(k) for k in _KEYS[:2]} for i in pool.instances]
+                    if not pool.complete:
+                        pool_error = "more pool instances than one read lists"
+                except (BotoCoreError, ClientError, ResponseParserError) as exc:
+                    pool_error = error_sentence(exc, role="status", limit=_ERROR_LIMIT)
+            result = (found, pool_error)
         else:
             result = f"group {asg_name!r} does not exist in region {scaling_settings().region}"
     except (BotoCoreError, ClientError, ResponseParserError) as exc:
@@ -152,14 +182,15 @@ def fleet_page_get(*, asg_name: str | None = None, leases: bool = True) -> Fleet
     whose workers hold none, so no video is theirs and none is read).
     """
     name = asg_name or scaling_settings().asg_name
-    instances = _instances_cached(name)
-    if isinstance(instances, str):
-        return f"fleet unknown ({instances})"
+    cached = _instances_cached(name)
+    if isinstance(cached, str):
+        return f"fleet unknown ({cached})"
+    instances, pool_error = cached
     if not leases:
-        return fleet_of(instances, [])
+        return replace(fleet_of(instances, []), pool_error=pool_error)
     try:
         work: list[WorkInProgress] | None = fleet_work_read()
         error = ""
     except DatabaseError as exc:  # the instances still show, without their videos
         work, error = None, error_one_line(exc, limit=_ERROR_LIMIT)
-    return fleet_of(instances, work, error)
+    return replace(fleet_of(instances, work, error), pool_error=pool_error)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from scaling.audit.fleet import Work
 from scaling.audit.series import SlotRow
 from scaling.audit.status import ScalingStatus
+from scaling.audit.warm_pool import warm_pool_line
 from scaling.policy.pause import pause_line
 from scaling.policy.requests import TARGET_POLICY_NAME
 
@@ -81,6 +82,11 @@ def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
             if policy.warmup_seconds is not None:
                 details.append(f"warmup {policy.warmup_seconds} s")
             out(f"  {policy.name}: {'; '.join(details)}")
+    predictive_lines(s, out, lambda line: lines.append((line, True)))
+    if (pool := s.warm_pool.data) is None:
+        down("Warm pool", s.warm_pool.error)
+    else:
+        out(warm_pool_line(pool))
     if (alarms := s.alarms.data) is None:
         down("Alarms", s.alarms.error)
     elif not alarms:
@@ -101,6 +107,35 @@ def status_lines(s: ScalingStatus) -> list[tuple[str, bool]]:
     leases_lines(s, out, down)
     fleet_lines(s, out, down)
     return lines
+
+
+def _hour(at: str) -> str:
+    return at[:16].replace("T", " ")
+
+
+def predictive_lines(
+    s: ScalingStatus, out: Callable[[str], None], warn: Callable[[str], None]
+) -> None:
+    """The predictive policy (mode, buffer) and AWS's forecast by hour, or why none."""
+    if (f := s.predictive.data) is None:
+        warn(f"Predictive scaling: unavailable ({s.predictive.error}).")
+        return
+    if f.policy is None:
+        out(f"Predictive scaling: none ({f.reason}).")
+        return
+    buffer = "-" if f.policy.buffer_seconds is None else f"{f.policy.buffer_seconds} s"
+    out(f"Predictive scaling: {f.policy.name}, mode {f.policy.mode}, buffer {buffer}.")
+    if not f.ok:
+        warn(f"Forecast: none ({f.reason}).")
+        return
+    updated = f" (AWS updated it {f.updated})" if f.updated else ""
+    out(f"Forecast, {_hour(f.start)} to {_hour(f.end)} UTC{updated}:")
+    out("  hour (UTC)        load      capacity")
+    capacity = {p.at: p.value for p in f.capacity}
+    for point in f.load or f.capacity:
+        load = f"{point.value:g}" if f.load else "-"
+        held = capacity.get(point.at)
+        out(f"  {_hour(point.at):<16}  {load:<8}  {'-' if held is None else f'{held:g}'}")
 
 
 def pause_lines(s: ScalingStatus, lines: list[tuple[str, bool]]) -> None:
@@ -223,12 +258,15 @@ def fleet_lines(
     elif not fleet.instances:
         out("Fleet: no instances.")
     else:
+        pooled = f", {fleet.pooled} in the warm pool" if fleet.pooled else ""
         out(
             f"Fleet: {fleet.in_group} in the group, {fleet.busy} busy, "
-            f"{fleet.protected} protected from scale-in:"
+            f"{fleet.protected} protected from scale-in{pooled}:"
         )
         for i in fleet.instances:
             shield = {None: "", True: ", protected", False: ", not protected"}[i.protected]
+            if i.in_pool:
+                shield = " (in the warm pool)"
             if not leases:  # nothing to say about their work: no leases
                 out(f"  {i.instance_id} {i.state}{shield}")
                 continue
@@ -236,6 +274,8 @@ def fleet_lines(
             out(f"  {i.instance_id or '(no lease)'} {i.state}{shield}: {work}")
         if fleet.work_error and leases:
             down("Videos by instance", fleet.work_error)
+        if fleet.pool_error:
+            down("Warm pool instances", fleet.pool_error)
     if (hook := s.lifecycle_hook.data) is None:
         down("Lifecycle hook", s.lifecycle_hook.error)
     elif not hook.installed and not leases:

@@ -23,19 +23,21 @@ from scaling.audit.aws_reads import (
     alarms_read,
     group_describe,
     group_of,
-    policies_read,
+    policies_describe,
 )
 from scaling.audit.fleet import DrainHook, Fleet, drain_hook_read, fleet_of, fleet_work_read
+from scaling.audit.forecast import Forecast, forecast_ahead
 from scaling.audit.leases import Leases, leases_read, work_untracked
 from scaling.audit.part import AWS_ERRORS, ERROR_LIMIT, Part, part_read
 from scaling.audit.serialise import BacklogCounts, PublicationRow, backlog_counts, publication_row
 from scaling.audit.series import DEFAULT_SLOTS, SlotRow, slot_rows_read
+from scaling.audit.warm_pool import WarmPool, warm_pool_read
 from scaling.aws import autoscaling_client, cloudwatch_client
 from scaling.conf import ScalingSettings, scaling_settings
 from scaling.fleets import Fleet as FleetConfig
 from scaling.models import ScalingPause
 from scaling.policy.alarms import alarm_names
-from scaling.policy.installed import ScalingPolicy
+from scaling.policy.installed import ScalingPolicy, policies_parse
 from scaling.policy.pause import (
     PauseError,
     pause_active,
@@ -96,6 +98,10 @@ class ScalingStatus:
     lifecycle_hook: Part[DrainHook] = field(default_factory=_not_read)
     # The last slots, oldest first: backlog and the group as recorded (scaling.audit.series).
     slots: Part[list[SlotRow]] = field(default_factory=_not_read)
+    # The group's warm pool (DescribeWarmPool): its configuration, its instances by state.
+    warm_pool: Part[WarmPool] = field(default_factory=_not_read)
+    # The predictive policy and AWS's forecast for the next 24 h, or its ``reason``.
+    predictive: Part[Forecast] = field(default_factory=_not_read)
     # Whose status this is (scaling.fleets); None: read without a fleet (the default's
     # settings). Not a key of ``as_json``: ``fleet_json`` adds it (``fleet`` is the
     # instances' part, so the fleet's own keys are ``fleet_name`` and ``fleet_config``).
@@ -211,19 +217,35 @@ def scaling_status_get(
     except AWS_ERRORS as exc:  # e.g. no region configured
         # Every AWS part is down for the same reason; Any lets one Part stand for each.
         down: Part[Any] = Part(error=error_sentence(exc, limit=ERROR_LIMIT))
-        group = members = hook = policies = alarms = aim = down
+        group = members = hook = policies = alarms = aim = pool = predictive = down
     else:
         # One DescribeAutoScalingGroups: the capacity and the fleet.
         described = part_read(
             lambda: group_describe(autoscaling, name), errors=(*AWS_ERRORS, LookupError)
         )
+        pool = part_read(lambda: warm_pool_read(autoscaling, name), errors=AWS_ERRORS)
         group, members = Part(error=described.error), Part(error=described.error)
         if described.data is not None:
             group = Part(data=group_of(described.data))
             instances = described.data.get("Instances", [])
-            members = Part(data=fleet_of(instances, work.data, "" if work.ok else work.error))
+            in_pool = [
+                {"InstanceId": m.instance_id, "LifecycleState": m.state}
+                for m in (pool.data.instances if pool.data is not None else [])
+            ]
+            roster = fleet_of(instances, work.data, "" if work.ok else work.error, in_pool)
+            members = Part(data=roster)
         hook = part_read(lambda: drain_hook_read(autoscaling, name), errors=AWS_ERRORS)
-        policies = part_read(lambda: policies_read(autoscaling, name), errors=AWS_ERRORS)
+        # One DescribePolicies: the policies listed, and the predictive one's forecast.
+        described_policies = part_read(
+            lambda: policies_describe(autoscaling, name), errors=AWS_ERRORS
+        )
+        policies = Part(error=described_policies.error)
+        if described_policies.data is not None:
+            policies = Part(data=policies_parse(described_policies.data))
+        predictive = Part(error=described_policies.error)
+        if described_policies.data is not None:
+            forecast = forecast_ahead(autoscaling, name, policies=described_policies.data)
+            predictive = Part(data=forecast)
         names = [wake_alarm_name(name), *alarm_names(name).values()]
         if policies.data is not None:
             names += [a for p in policies.data for a in p.alarms]
@@ -248,6 +270,8 @@ def scaling_status_get(
         fleet=members,
         lifecycle_hook=hook,
         slots=series,
+        warm_pool=pool,
+        predictive=predictive,
         of_fleet=fleet,
         untracked=untracked,
         pause=pause,

@@ -59,7 +59,7 @@ def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:
     assert lines[2] == (f"Latest published value 7 (slot {slot}) agrees with the database now (7).")
     # The alarms' lines carry their time: "OK for 2 s (since 2025-...+00:00)".
     held = re.compile(r" for \d+ s \(since \d{4}-\d\d-\d\dT[\d:.]+\+00:00\)$")
-    assert all(held.search(line) for line in lines[8:14])
+    assert all(held.search(line) for line in lines[10:16])
     assert [held.sub("", line) for line in lines[3:]] == [
         "Capacity: min 0, max 10, desired 0, in service 0; group metrics: GroupDesiredCapacity, "
         "GroupInServiceInstances, GroupMaxSize.",
@@ -67,6 +67,10 @@ def test_status_after_install_and_a_publication(aws: dict[str, str]) -> None:
         "  academy-backlog-target-tracking: TargetTrackingScaling; per-instance: m1 / m2, "
         "target 3; warmup 60 s",
         "  academy-backlog-wake-from-zero: StepScaling; warmup 60 s",
+        # No --predictive, no --warm-pool: said so, with the flag that adds each.
+        f"Predictive scaling: none (no predictive scaling policy on {ASG}: install_scaling_policy "
+        "--predictive forecast-only installs academy-backlog-predictive).",
+        "Warm pool: none (install_scaling_policy --warm-pool adds one).",
         "Alarms:",
         f"  {ASG}-backlog-wake-from-zero: OK",
         *(f"  {name}: OK" for name in alarm_names(ASG).values()),
@@ -176,9 +180,11 @@ def test_status_with_aws_down_says_so_per_part(
     lines = _status().splitlines()
 
     assert lines[1] == "Backlog in the database now: 0 (uploaded 0, processing 0)."
-    assert lines[-8:-4] == [
+    assert lines[-10:-4] == [
         f"Capacity: {down}",
         f"Policies: {down}",
+        f"Predictive scaling: {down}",
+        f"Warm pool: {down}",
         f"Alarms: {down}",
         "Target tracking aim: unknown (needs the group and its policies).",
     ]
