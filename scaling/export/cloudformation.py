@@ -33,6 +33,7 @@ CFN_TYPES = {
     "PutMetricAlarm": "AWS::CloudWatch::Alarm",
     "PutDashboard": "AWS::CloudWatch::Dashboard",
     "PutLifecycleHook": "AWS::AutoScaling::LifecycleHook",
+    "PutWarmPool": "AWS::AutoScaling::WarmPool",
 }
 # A request's top-level key → the resource's property; None: the resource has no such
 # property. Every key not listed keeps its name (the schemas use the API's names).

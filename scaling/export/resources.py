@@ -27,6 +27,7 @@ from scaling.policy.alarms import ALARM_KINDS, AlarmKind, alarm_requests_build
 from scaling.policy.dashboard import dashboard_request_build
 from scaling.policy.hook import hook_request_build
 from scaling.policy.options import TOTAL_MODE_WARNING, PolicyError, PolicyOptions
+from scaling.policy.predictive import predictive_policy_request_build
 from scaling.policy.requests import (
     GROUP_METRICS,
     METRICS_GRANULARITY,
@@ -35,6 +36,7 @@ from scaling.policy.requests import (
     wake_alarm_request_build,
     wake_policy_request_build,
 )
+from scaling.policy.warm_pool import warm_pool_request_build
 from scaling.port import LEASES_OFF, lease_hooks
 
 # Placeholders: letters and digits only, so that no builder changes them (a dashboard
@@ -56,6 +58,8 @@ WAKE_POLICY_ID = "WakePolicy"
 WAKE_ALARM_ID = "WakeAlarm"
 DASHBOARD_ID = "Dashboard"
 HOOK_ID = "DrainLifecycleHook"
+WARM_POOL_ID = "WarmPool"
+PREDICTIVE_POLICY_ID = "PredictivePolicy"
 
 
 def alarm_id(kind: AlarmKind) -> str:
@@ -123,6 +127,7 @@ def stack_build(*, options: PolicyOptions, fleet: Fleet | None) -> Stack:
         spec=spec, options=open_options, region=REGION, group_arn=group_arn
     )
     resources.append(StackResource(DASHBOARD_ID, "dashboard", board))
+    resources += _capacity_resources(spec, open_options)
     notes = [
         f"The group is referenced, not created: its template must collect "
         f"{', '.join(GROUP_METRICS)} at {METRICS_GRANULARITY} (MetricsCollection / "
@@ -130,6 +135,12 @@ def stack_build(*, options: PolicyOptions, fleet: Fleet | None) -> Stack:
     ]
     if options.mode == "total":
         notes.append(TOTAL_MODE_WARNING)
+    if options.predictive is not None:
+        notes.append(
+            "AWS forecasts only from 24 hours of metric history: install_scaling_policy "
+            "--predictive refuses before its audit trail holds them; this template does not "
+            "check."
+        )
     if fleet is None and lease_hooks() is None:
         notes.append(f"No lifecycle hook: drain is {LEASES_OFF}.")
     elif fleet is not None and not fleet.leases:
@@ -150,6 +161,19 @@ def stack_build(*, options: PolicyOptions, fleet: Fleet | None) -> Stack:
         resources=resources,
         notes=notes,
     )
+
+
+def _capacity_resources(spec: MetricSpec, options: PolicyOptions) -> list[StackResource]:
+    """The warm pool and the predictive policy, when the flags ask for them (--no-warm-pool
+    and --predictive off: a template without them is one that removes them)."""
+    found = []
+    if options.warm_pool is not None:
+        pool = warm_pool_request_build(asg_name=GROUP, pool=options.warm_pool)
+        found.append(StackResource(WARM_POOL_ID, "warm-pool", pool))
+    if options.predictive is not None:
+        policy = predictive_policy_request_build(spec=spec, options=options)
+        found.append(StackResource(PREDICTIVE_POLICY_ID, "predictive-policy", policy))
+    return found
 
 
 def placeholder_split(text: str) -> list[str]:

@@ -17,7 +17,7 @@ from scaling.export.resources import Stack, stack_build
 from scaling.export.terraform import TF_TYPES, tf_document_build, tf_render
 from scaling.fleets import UnknownFleet, fleet_get
 from scaling.policy.fleet_runs import OPTION_FLAGS, fleet_options
-from scaling.policy.options import PolicyError, policy_options_parse
+from scaling.policy.options import PolicyError, PolicyOptions, policy_options_parse
 
 Format = Literal["cloudformation", "terraform"]
 FORMATS: tuple[Format, ...] = ("cloudformation", "terraform")
@@ -92,6 +92,8 @@ def export_build(options: Mapping[str, Any]) -> Export:
         policy = fleet_options(fleet, flags)
     else:
         policy = policy_options_parse(asg_name=options.get("asg_name"), **flags)
+    if fmt == "terraform":
+        _terraform_capacity_check(policy)
     stack = stack_build(options=policy, fleet=fleet)
     if fmt == "cloudformation":
         document = cfn_template_build(stack)
@@ -100,6 +102,20 @@ def export_build(options: Mapping[str, Any]) -> Export:
         document = tf_document_build(stack)
         text = tf_render(document)
     return Export(fmt, as_yaml, stack, document, text, output)
+
+
+def _terraform_capacity_check(policy: PolicyOptions) -> None:
+    if policy.warm_pool is not None:
+        raise PolicyError(
+            "--warm-pool has no Terraform resource of its own: add a warm_pool block to the "
+            "group's aws_autoscaling_group (which this export references, not owns), or "
+            "export --format cloudformation (AWS::AutoScaling::WarmPool)."
+        )
+    if policy.predictive is not None:
+        raise PolicyError(
+            "--predictive is not exported to Terraform yet: export --format cloudformation, "
+            "or install it with install_scaling_policy --predictive."
+        )
 
 
 def export_lines(export: Export) -> list[str]:

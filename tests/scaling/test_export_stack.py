@@ -27,6 +27,7 @@ from devstack.localaws import local_aws_bootstrap
 from scaling.export.cloudformation import CFN_PROPERTY_NAMES, CFN_TYPES, GROUP_PARAMETER
 from scaling.export.run import export_build
 from scaling.export.terraform import GROUP_VARIABLE, TF_TYPES
+from scaling.policy.options import PolicyError
 from tests.deploy.test_iam_documents import Call, calls_held_to_the_configured_fleets
 
 # The installer reads the fleet's scale-in pause (scaling_pause) from the database.
@@ -316,3 +317,66 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], sentence: str) -> Non
     assert raised.value.returncode == 2
     assert sentence in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+# The warm pool and the predictive policy ----------------------------------------------
+
+CAPACITY_FLAGS = {
+    "warm_pool": True,
+    "warm_pool_min_size": "1",
+    "warm_pool_max_prepared": "6",
+    "warm_pool_state": "Hibernated",
+    "predictive": "forecast-only",
+    "predictive_buffer": "600",
+}
+
+
+@pytest.mark.parametrize(
+    ("extra", "yaml"),
+    [
+        ({}, False),
+        (
+            {
+                "warm_pool_reuse": "off",
+                "predictive": "forecast-and-scale",
+                "predictive_max_capacity": "increase",
+                "predictive_max_buffer": "10",
+            },
+            True,
+        ),
+    ],
+)
+def test_warm_pool_and_predictive_policy_lint_clean(extra: dict[str, Any], yaml: bool) -> None:
+    export = _export(yaml=yaml, **{**CAPACITY_FLAGS, **extra})
+
+    resources = export.document["Resources"]
+    assert resources["WarmPool"] == {
+        "Type": "AWS::AutoScaling::WarmPool",
+        "Properties": {
+            "AutoScalingGroupName": {"Ref": GROUP_PARAMETER},
+            "MinSize": 1,
+            "PoolState": "Hibernated",
+            "InstanceReusePolicy": {"ReuseOnScaleIn": "warm_pool_reuse" not in extra},
+            "MaxGroupPreparedCapacity": 6,
+        },
+    }
+    predictive = resources["PredictivePolicy"]
+    assert predictive["Type"] == "AWS::AutoScaling::ScalingPolicy"
+    assert predictive["Properties"]["PolicyType"] == "PredictiveScaling"
+    config = predictive["Properties"]["PredictiveScalingConfiguration"]
+    assert config["Mode"] == ("ForecastAndScale" if extra else "ForecastOnly")
+    [spec] = config["MetricSpecifications"]
+    [load] = spec["CustomizedLoadMetricSpecification"]["MetricDataQueries"]
+    assert load["MetricStat"]["Metric"]["Dimensions"][-1]["Value"] == {"Ref": GROUP_PARAMETER}
+    assert _problems(export.text) == []
+
+
+def test_terraform_refuses_a_warm_pool_with_one_sentence() -> None:
+    with pytest.raises(PolicyError) as caught:
+        export_build({"format": "terraform", "warm_pool": True})
+
+    assert str(caught.value) == (
+        "--warm-pool has no Terraform resource of its own: add a warm_pool block to the "
+        "group's aws_autoscaling_group (which this export references, not owns), or export "
+        "--format cloudformation (AWS::AutoScaling::WarmPool)."
+    )
