@@ -223,7 +223,12 @@ def scaling_status_get(
         described = part_read(
             lambda: group_describe(autoscaling, name), errors=(*AWS_ERRORS, LookupError)
         )
-        pool = part_read(lambda: warm_pool_read(autoscaling, name), errors=AWS_ERRORS)
+        # No group, no pool to ask about (moto answers a missing group's pool with a 500).
+        pool = (
+            part_read(lambda: warm_pool_read(autoscaling, name), errors=AWS_ERRORS)
+            if described.data is not None
+            else Part(error=described.error)
+        )
         group, members = Part(error=described.error), Part(error=described.error)
         if described.data is not None:
             group = Part(data=group_of(described.data))

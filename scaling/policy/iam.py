@@ -4,7 +4,8 @@
 namespaces (condition ``cloudwatch:namespace``), the queue depth of each fleet's
 queue, job messages on the job queue, the end of a scale-in pause whose time is
 up (DescribePolicies, PutScalingPolicy on the fleets' groups: scaling.policy.pause),
-and protection and drain on the groups of the fleets whose workers hold leases.
+and protection and drain on the groups of the fleets whose workers hold leases
+(their instances and warm pools read: DescribeAutoScalingGroups, DescribeWarmPool).
 ``installer``: the policies, metrics collection, marker tag and drain hook on each
 fleet's group, the warm pool (``--warm-pool``), each fleet's six alarms and its dashboard (and the fleets dashboard
 of ``--all`` when there are several). ``status``: reads only (the warm pool and the predictive forecast included).
@@ -118,9 +119,14 @@ def _publisher(fleets: list[Fleet], region: str, account: str) -> list[dict[str,
         groups = _groups_sid(leased).replace("TheVideoGroup", "TheVideoGroups")
         statements.append(
             {
-                "Sid": f"Read{groups}InstancesDescribeHasNoResourceLevelPermissions",
+                # The reconciler: the group's instances, and its warm pool's (an instance
+                # returning to the pool waits under the drain hook: scaling.fleet.pool).
+                "Sid": f"Read{groups}InstancesAndWarmPoolDescribeHasNoResourceLevelPermissions",
                 "Effect": "Allow",
-                "Action": "autoscaling:DescribeAutoScalingGroups",
+                "Action": [
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "autoscaling:DescribeWarmPool",
+                ],
                 "Resource": "*",
             }
         )

@@ -139,6 +139,10 @@ def test_scaling_status_unknown_group_says_so_and_exits_0(aws: dict[str, str]) -
         "Capacity: unavailable (group no-such-asg does not exist in region ap-northeast-2: "
         "check SCALING_ASG_NAME / AWS_REGION).",
         "Policies: none installed.",
+        "Predictive scaling: none (no predictive scaling policy on no-such-asg: "
+        "install_scaling_policy --predictive forecast-only installs academy-backlog-predictive).",
+        "Warm pool: unavailable (group no-such-asg does not exist in region ap-northeast-2: "
+        "check SCALING_ASG_NAME / AWS_REGION).",
         "Alarms: none.",
         "Target tracking aim: unknown (needs the group and its policies).",
         "Videos being processed: none.",

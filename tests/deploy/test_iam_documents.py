@@ -282,6 +282,9 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
     # publisher: the tick ends a pause whose time is up
     assert pause_expire(now=datetime.now(UTC) + timedelta(minutes=6), seconds=3) == 1
     call_command("install_scaling_policy", "--warm-pool", "--json")  # installer: PutWarmPool
+    from tests.scaling.fleet_support import reconcile
+
+    reconcile()  # publisher: the reconciler reads the group's warm pool (DescribeWarmPool)
     call_command("install_scaling_policy", "--uninstall", "--json")  # ... and DeleteWarmPool
 
     assert _operations(recorded, "publisher") == {
@@ -291,6 +294,7 @@ def test_every_call_of_every_role_is_allowed_by_its_document(
         "sqs:GetQueueAttributes",
         "sqs:SendMessage",
         "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeWarmPool",
         "autoscaling:SetInstanceProtection",
         "autoscaling:RecordLifecycleActionHeartbeat",
         "autoscaling:CompleteLifecycleAction",
