@@ -6,9 +6,10 @@ queue, job messages on the job queue, the end of a scale-in pause whose time is
 up (DescribePolicies, PutScalingPolicy on the fleets' groups: scaling.policy.pause),
 and protection and drain on the groups of the fleets whose workers hold leases
 (their instances and warm pools read: DescribeAutoScalingGroups, DescribeWarmPool).
-``installer``: the policies, metrics collection, marker tag and drain hook on each
-fleet's group, the warm pool (``--warm-pool``), each fleet's six alarms and its dashboard (and the fleets dashboard
-of ``--all`` when there are several). ``status``: reads only (the warm pool and the predictive forecast included).
+``installer``: the policies, metrics collection, marker tags, drain hook and warm pool
+(``--warm-pool``) on each fleet's group, each fleet's six alarms and its dashboard (and
+the fleets dashboard of ``--all`` when there are several). ``status``: reads only (the
+warm pool and the predictive forecast included).
 
 With no ``SCALING_FLEETS`` (one fleet, ``video``) and the job queue
 ``academy-video-jobs``, the text is deploy/iam/<role>.json exactly
