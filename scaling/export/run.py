@@ -111,11 +111,6 @@ def _terraform_capacity_check(policy: PolicyOptions) -> None:
             "group's aws_autoscaling_group (which this export references, not owns), or "
             "export --format cloudformation (AWS::AutoScaling::WarmPool)."
         )
-    if policy.predictive is not None:
-        raise PolicyError(
-            "--predictive is not exported to Terraform yet: export --format cloudformation, "
-            "or install it with install_scaling_policy --predictive."
-        )
 
 
 def export_lines(export: Export) -> list[str]:

@@ -3,7 +3,11 @@
 Each resource is its request translated field by field: the API's names in
 snake_case, with the renames the provider makes (``TF_RENAMES``), list members
 as blocks, an alarm's dimensions as a map and its ``MetricStat`` folded into
-``metric``. The group is a variable (``autoscaling_group_name``), never a
+``metric``. The predictive policy is an ``aws_autoscaling_policy`` with a
+``predictive_scaling_configuration`` block; the names follow the provider's schema,
+hashicorp/terraform-provider-aws internal/service/autoscaling/policy.go at commit
+007ce0a8dd1d97df0e44eeaa5d467b8f1443f4d1 (no terraform binary checks them here). The
+group is a variable (``autoscaling_group_name``), never a
 resource; the account, partition and region come from data sources.
 """
 
@@ -39,6 +43,8 @@ TF_RENAMES: dict[tuple[str, str], str] = {
     ("aws_autoscaling_policy", "PolicyName"): "name",
     ("aws_autoscaling_policy", "StepAdjustments"): "step_adjustment",
     ("aws_autoscaling_policy", "Dimensions"): "metric_dimension",  # customized spec only
+    # predictive_scaling_configuration holds one metric_specification block (MaxItems 1).
+    ("aws_autoscaling_policy", "MetricSpecifications"): "metric_specification",
     ("aws_cloudwatch_metric_alarm", "Metrics"): "metric_query",
     ("aws_cloudwatch_metric_alarm", "OKActions"): "ok_actions",
     ("aws_autoscaling_lifecycle_hook", "LifecycleHookName"): "name",
@@ -50,6 +56,15 @@ def _name(logical_id: str) -> str:
     snake_case)."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", logical_id).lower()
 
+
+# The provider's nullable.TypeNullableInt attributes are strings in its schema
+# (schema.TypeString; internal/types/nullable/int.go): the request's integers as text.
+TF_NULLABLE_INTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("aws_autoscaling_policy", "SchedulingBufferTime"),
+        ("aws_autoscaling_policy", "MaxCapacityBuffer"),
+    }
+)
 
 # Renamed the same way in every resource.
 _KEY_RENAMES = {"AutoScalingGroupName": "autoscaling_group_name"}
@@ -90,6 +105,8 @@ def _translate(kind: str, key: str, value: Any) -> tuple[str, Any]:
         return "metric", _block(kind, folded)
     if kind == "aws_autoscaling_policy" and key == "MetricStat":
         return "metric_stat", _metric_stat(value)
+    if (kind, key) in TF_NULLABLE_INTS:
+        return name, str(value)
     if isinstance(value, dict):
         return name, _block(kind, value)
     if isinstance(value, list) and value and isinstance(value[0], dict):
@@ -102,7 +119,8 @@ def _block(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _metric_stat(stat: dict[str, Any]) -> dict[str, Any]:
-    """A target tracking query's metric_stat: metric.dimensions are name/value blocks
+    """A metric query's metric_stat (target tracking's metrics, and predictive scaling's
+    metric_data_queries, which share the shape): metric.dimensions are name/value blocks
     (the customized spec's own are metric_dimension)."""
     metric = stat["Metric"]
     dimensions = [{"name": d["Name"], "value": d["Value"]} for d in metric.get("Dimensions", [])]

@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from devstack.localaws import local_aws_bootstrap
 from scaling.export.cloudformation import CFN_PROPERTY_NAMES, CFN_TYPES, GROUP_PARAMETER
 from scaling.export.run import export_build
 from scaling.export.terraform import GROUP_VARIABLE, TF_TYPES
+from scaling.models import MetricPublication
 from scaling.policy.options import PolicyError
 from tests.deploy.test_iam_documents import Call, calls_held_to_the_configured_fleets
 
@@ -380,3 +382,199 @@ def test_terraform_refuses_a_warm_pool_with_one_sentence() -> None:
         "group's aws_autoscaling_group (which this export references, not owns), or export "
         "--format cloudformation (AWS::AutoScaling::WarmPool)."
     )
+
+
+# Terraform: the predictive policy ------------------------------------------------------
+
+# The attribute and block names aws_autoscaling_policy takes for predictive scaling, as
+# the provider's schema declares them: hashicorp/terraform-provider-aws
+# internal/service/autoscaling/policy.go at commit
+# 007ce0a8dd1d97df0e44eeaa5d467b8f1443f4d1 (resourcePolicy's SchemaFunc and
+# customizedMetricDataQuerySchema). scheduling_buffer_time and max_capacity_buffer are
+# nullable.TypeNullableInt, which is schema.TypeString (internal/types/nullable/int.go).
+TF_PREDICTIVE_SCHEMA: dict[str, Any] = {
+    "autoscaling_group_name": None,
+    "name": None,
+    "policy_type": None,
+    "predictive_scaling_configuration": {
+        "max_capacity_breach_behavior": None,
+        "max_capacity_buffer": None,
+        "mode": None,
+        "scheduling_buffer_time": None,
+        "metric_specification": {
+            "target_value": None,
+            **{
+                f"customized_{kind}_metric_specification": {
+                    "metric_data_queries": {
+                        "expression": None,
+                        "id": None,
+                        "label": None,
+                        "return_data": None,
+                        "metric_stat": {
+                            "stat": None,
+                            "unit": None,
+                            "metric": {
+                                "metric_name": None,
+                                "namespace": None,
+                                "dimensions": {"name": None, "value": None},
+                            },
+                        },
+                    }
+                }
+                for kind in ("capacity", "load", "scaling")
+            },
+        },
+    },
+}
+
+
+def _names_outside(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """Every key of a Terraform value the schema does not name (blocks as an object or a
+    list of objects, as Terraform's JSON syntax takes them)."""
+    items = value if isinstance(value, list) else [value]
+    found: list[str] = []
+    for item in items:
+        for key, inner in item.items():
+            if key not in schema:
+                found.append(f"{path}{key}")
+            elif schema[key] is not None:
+                found += _names_outside(inner, schema[key], f"{path}{key}.")
+    return found
+
+
+def _tf_query(query: dict[str, Any]) -> dict[str, Any]:
+    """One MetricDataQuery of the request as the provider's metric_data_queries block."""
+    block: dict[str, Any] = {"id": query["Id"], "label": query["Label"]}
+    if "Expression" in query:
+        block["expression"] = query["Expression"]
+    if "MetricStat" in query:
+        stat = query["MetricStat"]
+        metric = stat["Metric"]
+        block["metric_stat"] = {
+            "metric": {
+                "namespace": metric["Namespace"],
+                "metric_name": metric["MetricName"],
+                "dimensions": [
+                    {"name": d["Name"], "value": d["Value"]} for d in metric["Dimensions"]
+                ],
+            },
+            "stat": stat["Stat"],
+            **({"unit": stat["Unit"]} if "Unit" in stat else {}),
+        }
+    block["return_data"] = query["ReturnData"]
+    return block
+
+
+def _published_day(fleet: str = "video", asg: str = VIDEO_ASG) -> None:
+    """25 hours of published audit rows an hour apart (the installer's 24 h rule), as
+    tests/scaling/test_install_predictive.py makes them."""
+    newest = datetime.now(UTC).replace(second=0, microsecond=0)
+    for hours in range(26):
+        MetricPublication.objects.create(
+            fleet=fleet,
+            slot_start=newest - timedelta(hours=hours),
+            interval_seconds=60,
+            value=3,
+            source="db",
+            status="published",
+            duration_ms=1.0,
+            asg_name=asg,
+        )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--predictive", "forecast-only"], id="forecast-only"),
+        pytest.param(
+            [
+                "--target-value", "4",
+                "--predictive", "forecast-and-scale",
+                "--predictive-buffer", "600",
+                "--predictive-max-capacity", "increase",
+                "--predictive-max-buffer", "10",
+            ],
+            id="forecast-and-scale-increase",
+        ),
+    ],
+)  # fmt: skip
+def test_terraform_predictive_policy_is_the_installer_request_in_the_provider_names(
+    aws: dict[str, str], args: list[str]
+) -> None:
+    _published_day()
+    [sent] = [
+        r["params"] for r in _dry_run(*args) if r["params"].get("PolicyType") == "PredictiveScaling"
+    ]
+    flags = dict(zip([a[2:].replace("-", "_") for a in args[::2]], args[1::2], strict=True))
+
+    export = export_build({"format": "terraform", **flags})
+
+    policies = export.document["resource"]["aws_autoscaling_policy"]
+    names = {f"var.{GROUP_VARIABLE}": VIDEO_ASG}
+    block = _resolve(policies["predictive_policy"], names)
+    config = sent["PredictiveScalingConfiguration"]
+    [spec] = config["MetricSpecifications"]
+    expected_config: dict[str, Any] = {
+        "metric_specification": [
+            {
+                "target_value": spec["TargetValue"],
+                "customized_scaling_metric_specification": {
+                    "metric_data_queries": [
+                        _tf_query(q)
+                        for q in spec["CustomizedScalingMetricSpecification"]["MetricDataQueries"]
+                    ]
+                },
+                "customized_load_metric_specification": {
+                    "metric_data_queries": [
+                        _tf_query(q)
+                        for q in spec["CustomizedLoadMetricSpecification"]["MetricDataQueries"]
+                    ]
+                },
+            }
+        ],
+        "mode": config["Mode"],
+        "scheduling_buffer_time": str(config["SchedulingBufferTime"]),
+        "max_capacity_breach_behavior": config["MaxCapacityBreachBehavior"],
+    }
+    if "MaxCapacityBuffer" in config:
+        expected_config["max_capacity_buffer"] = str(config["MaxCapacityBuffer"])
+    assert block == {
+        "autoscaling_group_name": sent["AutoScalingGroupName"],
+        "name": sent["PolicyName"],
+        "policy_type": "PredictiveScaling",
+        "predictive_scaling_configuration": expected_config,
+    }
+    assert _names_outside(block, TF_PREDICTIVE_SCHEMA) == []
+    assert set(sent) == {
+        "AutoScalingGroupName",
+        "PolicyName",
+        "PolicyType",
+        "PredictiveScalingConfiguration",
+    }
+    # The three queries of the scaling metric and the one of the load metric, each field
+    # of the request carried (a dropped or renamed field fails the equality above).
+    queries = block["predictive_scaling_configuration"]["metric_specification"][0]
+    scaling = queries["customized_scaling_metric_specification"]["metric_data_queries"]
+    assert [(q["id"], q["return_data"]) for q in scaling] == [
+        ("m1", False),
+        ("m2", False),
+        ("e1", True),
+    ]
+    if "--predictive-max-buffer" in args:
+        assert (expected_config["mode"], expected_config["max_capacity_buffer"]) == (
+            "ForecastAndScale",
+            "10",
+        )
+    assert any("24 hours" in note for note in export.document["//"])
+
+
+def test_a_planted_name_outside_the_provider_schema_is_caught() -> None:
+    export = export_build({"format": "terraform", "predictive": "forecast-only"})
+    block = copy.deepcopy(export.document["resource"]["aws_autoscaling_policy"])
+    policy = block["predictive_policy"]
+    assert _names_outside(policy, TF_PREDICTIVE_SCHEMA) == []
+    configuration = policy["predictive_scaling_configuration"]
+    configuration["metric_specifications"] = configuration.pop("metric_specification")
+    assert _names_outside(policy, TF_PREDICTIVE_SCHEMA) == [
+        "predictive_scaling_configuration.metric_specifications"
+    ]
