@@ -32,6 +32,7 @@ from scaling.models import PublicationSource, PublicationStatus
 WIDTH = 960
 HEIGHT = 280
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 48, 60, 28
+_HOUR = timedelta(hours=1)  # a forecast value's span (GetPredictiveScalingForecast: hourly)
 _COLOURS = {"db": "#2b6cb0", "sqs": "#dd6b20", "failed": "#c53030", "axis": "#4a5568"}
 
 
@@ -160,11 +161,14 @@ def publication_chart_svg(
 ) -> str:
     """SVG markup for ``slots`` between ``start`` and ``end`` (slots outside are left out);
     ``fleet``: whose slots they are (``data-fleet``, and named in the title); ``forecast``:
-    AWS's hourly load forecast (a dashed line beside the backlog; points outside left out)."""
+    AWS's hourly load forecast (a dashed step line beside the backlog: each value across its
+    hour, cut to the window; hours outside left out)."""
     span = max((end - start).total_seconds(), 1.0)
     plot_w, plot_h = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
     shown = sorted((s for s in slots if start <= s.slot_start <= end), key=lambda s: s.slot_start)
-    predicted = sorted((at, v) for at, v in forecast if start <= at <= end)
+    # Each forecast value holds for its hour (AWS forecasts hourly): every hour that
+    # overlaps the window is drawn as a step, cut to the window.
+    predicted = sorted((at, v) for at, v in forecast if at < end and at + _HOUR > start)
     values = [s.value for s in shown if s.value is not None] + [
         round(v + 0.4999) for _, v in predicted
     ]
@@ -220,8 +224,11 @@ def publication_chart_svg(
                 f'points="{" ".join(f"{px:.1f},{py:.1f}" for px, py in points)}"/>'
             )
     if predicted:
-        points = [(x(at), _TOP + plot_h - v / backlog_max * plot_h) for at, v in predicted]
-        drawn = points if len(points) > 1 else points * 2  # one point: a dot
+        drawn = [
+            (x(edge), _TOP + plot_h - v / backlog_max * plot_h)
+            for at, v in predicted
+            for edge in (max(at, start), min(at + _HOUR, end))
+        ]
         parts.append(
             f'<polyline class="series forecast" data-series="forecast" fill="none" '
             f'stroke="{FORECAST.colour}" stroke-width="1.5" stroke-dasharray="{FORECAST.dash}" '

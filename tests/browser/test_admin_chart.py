@@ -180,3 +180,54 @@ def _span_hours(chart: Any) -> float:
     start = datetime.fromisoformat(chart.get_attribute("data-start"))
     end = datetime.fromisoformat(chart.get_attribute("data-end"))
     return (end - start).total_seconds() / 3600
+
+
+def test_the_forecast_is_a_dashed_line_beside_the_backlog(
+    live_server: Any, browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS's load forecast (GetPredictiveScalingForecast, answered here in-process: moto
+    does not implement it) is drawn dashed on the backlog's axis and named in the legend;
+    without one, the line says why."""
+    from selenium.webdriver.common.by import By
+
+    from scaling import admin as scaling_admin
+    from scaling.audit.forecast import Forecast, ForecastPoint
+
+    _sixty_publications_one_failed()
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    points = [
+        ForecastPoint(at=(hour + timedelta(minutes=m)).isoformat(), value=v)
+        for m, v in ((-60, 4.0), (0, 9.0), (60, 6.0))
+    ]
+    answers = {
+        "one": Forecast(policy=None, start="", end="", load=points),
+        "none": Forecast(policy=None, start="", end="", reason="no forecast yet (test)"),
+    }
+    given = {"answer": "one"}
+    monkeypatch.setattr(
+        scaling_admin, "forecast_page_get", lambda **kwargs: answers[given["answer"]]
+    )
+    User.objects.create_superuser("lead", password="pw-lead-5521")
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/scaling/metricpublication/")
+    browser.find_element(By.NAME, "username").send_keys("lead")
+    browser.find_element(By.NAME, "password").send_keys("pw-lead-5521")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+    chart = browser.find_element(By.ID, "publication-chart")
+    drawn = chart.find_elements(By.CSS_SELECTOR, 'polyline[data-series="forecast"]')
+    assert len(drawn) == 1
+    assert drawn[0].is_displayed()
+    assert drawn[0].get_attribute("stroke-dasharray") == "6 4"
+    # Each value a step across its hour, cut to the window (the last hour): the hour that
+    # started before the window and the one now.
+    assert chart.get_attribute("data-forecast") == "2"
+    assert len(drawn[0].get_attribute("points").split()) == 4
+    assert drawn[0].rect["width"] > 800
+    legend = [g.text for g in chart.find_elements(By.CSS_SELECTOR, "g.legend")]
+    assert "forecast load (AWS predictive)" in legend
+
+    given["answer"] = "none"
+    browser.get(f"{live_server.url}/admin/scaling/metricpublication/")
+    chart = browser.find_element(By.ID, "publication-chart")
+    assert chart.find_elements(By.CSS_SELECTOR, 'polyline[data-series="forecast"]') == []
+    assert "Forecast load not drawn: no forecast yet (test)." in browser.page_source

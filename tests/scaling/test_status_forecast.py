@@ -286,10 +286,13 @@ def test_the_chart_draws_the_forecast_from_a_stubbed_answer(
     html = admin_client.get(LIST_URL + "?window=6h").content.decode()
 
     stub.assert_no_pending_responses()
-    # Three hourly points, all inside the last 6 hours: three drawn, dashed.
+    # Three hourly values, all inside the last 6 hours: three steps (each across its
+    # hour, the last cut at now), dashed.
     assert 'data-forecast="3"' in html
     [line] = re.findall(r'<polyline class="series forecast"[^>]*points="([^"]+)"', html)
-    assert len(line.split()) == 3
+    points = [tuple(map(float, p.split(","))) for p in line.split()]
+    assert len(points) == 6
+    assert [p[1] for p in points[0::2]] == [p[1] for p in points[1::2]]  # flat in each hour
     assert '<g class="legend" data-series="forecast">' in html
     assert 'id="forecast-note"' not in html
 
