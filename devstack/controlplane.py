@@ -18,11 +18,11 @@ boundary (the tick publishes at the boundary):
    code ``simulate_scaling`` runs, and, when a predictive policy is installed in
    ForecastAndScale, holds the group at least at its forecast capacity
    (``devstack.predictive``, on the simulator's ``scaling.simulation.forecast``); then
-   sets the desired capacity on the endpoint
-   (``SetDesiredCapacity``). moto then launches instances and, on a lower
-   capacity, terminates only unprotected ones, as EC2 does; when instances
-   protected at the scale-in are left over, the capacity is asked again each
-   period, so they go once their protection is cleared (EC2 keeps trying too).
+   sets the desired capacity on the endpoint (``SetDesiredCapacity``; a warm pool is
+   played by ``devstack.localpool``, on the simulator's ledger). moto then launches
+   instances and, on a lower capacity, terminates only unprotected ones, as EC2 does;
+   when instances protected at the scale-in are left over, the capacity is asked again
+   each period, so they go once their protection is cleared (EC2 keeps trying too).
 
 No policy, no datapoint, the endpoint down: one log line until it changes,
 nothing done. ``DEVSTACK_TIMELINE_FILE`` (optional) gets one JSON line per
@@ -56,6 +56,7 @@ from devstack.localgroup import (
     local_setup,
     one_line,
 )
+from devstack.localpool import LocalPool, WarmBootSecondsError, warm_boot_seconds_get
 from devstack.predictive import predictive_floor
 from scaling.policy.aim import AimError
 from scaling.policy.installed import InstalledPolicy, PolicyNotInstalled, installed_policy_parse
@@ -166,6 +167,7 @@ class Period:
     metric: float | None
     asg_name: str = ""  # the group evaluated (the timeline holds every group's periods)
     predictive: int = 0  # the forecast capacity held (0: none, forecast only, no forecast)
+    pool: int = 0  # the warm pool's instances after the period (devstack.localpool; 0: none)
 
 
 class ControlPlane:
@@ -181,6 +183,7 @@ class ControlPlane:
         timeline: Path | None = None,
         scale_in_datapoints: int = SCALE_IN_DATAPOINTS,
         fleet: str = "",
+        warm_boot_seconds: int | None = None,
     ) -> None:
         self.autoscaling, self.cloudwatch, self.ec2 = autoscaling, cloudwatch, ec2
         self.asg_name, self.interval, self.boot = asg_name, interval_seconds, boot_seconds
@@ -190,6 +193,14 @@ class ControlPlane:
         # With several groups, every line ends with the fleet it is about.
         self._tag = f" [{fleet}]" if fleet else ""
         self._say = LineOnChange(log)
+        self.pool = LocalPool(
+            autoscaling=autoscaling,
+            ec2=ec2,
+            asg_name=asg_name,
+            boot_seconds=boot_seconds,
+            warm_boot_seconds=warm_boot_seconds,
+            tag=self._tag,
+        )
 
     def step(self, now: float | None = None) -> Period | None:
         """One period; what it observed and set, or None when it could not look."""
@@ -201,6 +212,7 @@ class ControlPlane:
             group = group_read(self.autoscaling, self.ec2, self.asg_name)
             rules = rules_of(installed, group, scale_in_datapoints=self.scale_in_datapoints)
             backlog = datapoint_read(self.cloudwatch, installed, slot=slot, period=self.interval)
+            self.pool.read(rules=rules, desired=group.desired, now=now)
         except PolicyNotInstalled as exc:
             self._say("look", f"control plane: {exc}; nothing done{self._tag}")
             return None
@@ -233,7 +245,7 @@ class ControlPlane:
             )
         running = group.running()
         booted = [i for i in running if i.booted(now, self.boot)]
-        warm = [i for i in booted if now >= i.launched_at + self.boot + installed.warmup_seconds]
+        warm = [i for i in booted if now >= i.booted_at(self.boot) + installed.warmup_seconds]
         seen = Observation(
             backlog=backlog,
             in_service=len(booted),
@@ -253,15 +265,12 @@ class ControlPlane:
         try:
             if decision.desired != group.desired or len(running) > decision.desired:
                 # Also when the count is right but protected instances outlived a scale-in.
-                self.autoscaling.set_desired_capacity(
-                    AutoScalingGroupName=self.asg_name,
-                    DesiredCapacity=decision.desired,
-                    HonorCooldown=False,
-                )
+                self.pool.capacity_set(group, decision.desired, now=now)
         except AWS_ERRORS as exc:
             self._say("set", f"control plane: cannot set the capacity ({one_line(exc)}){self._tag}")
             return None
         self._say.forget("set")
+        pool = self.pool.refill(desired=decision.desired, now=now)
         if decision.reason:
             log.info(
                 "control plane: %s: BacklogCount %s, metric %s, in service %d (warm %d) "
@@ -288,6 +297,7 @@ class ControlPlane:
             metric=decision.metric,
             asg_name=self.asg_name,
             predictive=floor,
+            pool=pool,
         )
         if self.timeline is not None:
             with self.timeline.open("a") as out:
@@ -341,7 +351,8 @@ def main() -> int:
         return 2
     try:
         scale_in_datapoints = scale_in_datapoints_get()
-    except ScaleInDatapointsError as exc:
+        warm_boot = warm_boot_seconds_get(boot_seconds=setup.boot_seconds)
+    except (ScaleInDatapointsError, WarmBootSecondsError) as exc:
         log.error("%s", exc)
         return 2
     timeline = os.environ.get("DEVSTACK_TIMELINE_FILE") or None
@@ -361,6 +372,7 @@ def main() -> int:
             timeline=Path(timeline) if timeline else None,
             scale_in_datapoints=scale_in_datapoints,
             fleet=group.name if several else "",
+            warm_boot_seconds=warm_boot,
         )
         for group in setup.fleets
     ]

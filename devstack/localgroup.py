@@ -6,6 +6,9 @@ one fact the endpoint keeps: the instance's EC2 ``LaunchTime``. An instance is
 *booted* ``DEVSTACK_BOOT_SECONDS`` after it: the fleet starts its worker then,
 and the control plane counts it in service from then on (EC2's Pending ->
 InService), so the two processes agree without talking to each other.
+An instance the control plane took from its warm pool (``devstack.localpool``) carries
+the EC2 tag ``WARM_BOOT_TAG`` whose value is its boot in seconds: it is booted that
+long after its LaunchTime instead.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ BOOT_SECONDS_MAX = 600
 # its way out: not counted, though the fleet keeps its worker until it is gone).
 RUNNING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed", "InService"})
 AWS_ERRORS = (BotoCoreError, ClientError)
+# On an instance drawn from the local warm pool: its boot in seconds (devstack.localpool).
+WARM_BOOT_TAG = "academy:devstack:warm-boot"
 
 
 class BootSecondsError(ValueError):
@@ -145,13 +150,32 @@ class LocalInstance:
     state: str  # the group's LifecycleState
     protected: bool
     launched_at: float  # EC2 LaunchTime, seconds since the epoch
+    # From the warm pool: its warm boot (WARM_BOOT_TAG); None: a cold boot.
+    warm_boot_seconds: int | None = None
 
     @property
     def running(self) -> bool:
         return self.state in RUNNING_STATES
 
+    def booted_at(self, boot_seconds: int) -> float:
+        """When it serves: LaunchTime + its warm boot, or + ``boot_seconds`` (cold)."""
+        boot = boot_seconds if self.warm_boot_seconds is None else self.warm_boot_seconds
+        return self.launched_at + boot
+
     def booted(self, now: float, boot_seconds: int) -> bool:
-        return self.state == "InService" and now >= self.launched_at + boot_seconds
+        return self.state == "InService" and now >= self.booted_at(boot_seconds)
+
+
+def warm_boot_read(tags: list[dict[str, str]]) -> int | None:
+    """An instance's warm boot from its EC2 tags; None (a cold boot) without the tag or
+    with a value that is not a whole number of seconds up to BOOT_SECONDS_MAX."""
+    for tag in tags:
+        if tag.get("Key") == WARM_BOOT_TAG:
+            value = str(tag.get("Value", "")).strip()
+            if value.isascii() and value.isdigit() and int(value) <= BOOT_SECONDS_MAX:
+                return int(value)
+            return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -174,12 +198,14 @@ def group_read(autoscaling: Any, ec2: Any, asg_name: str) -> LocalGroup:
     group = groups["AutoScalingGroups"][0]
     members = group.get("Instances", [])
     launched: dict[str, float] = {}
+    warm: dict[str, int | None] = {}
     if members:
         reply = ec2.describe_instances(InstanceIds=[i["InstanceId"] for i in members])
         for reservation in reply["Reservations"]:
             for instance in reservation["Instances"]:
                 stamp: datetime = instance["LaunchTime"]
                 launched[instance["InstanceId"]] = stamp.timestamp()
+                warm[instance["InstanceId"]] = warm_boot_read(instance.get("Tags", []))
     return LocalGroup(
         name=asg_name,
         desired=int(group["DesiredCapacity"]),
@@ -192,6 +218,7 @@ def group_read(autoscaling: Any, ec2: Any, asg_name: str) -> LocalGroup:
                 protected=bool(i.get("ProtectedFromScaleIn")),
                 # An instance EC2 no longer knows has been gone a long time: booted long ago.
                 launched_at=launched.get(i["InstanceId"], 0.0),
+                warm_boot_seconds=warm.get(i["InstanceId"]),
             )
             for i in members
         ),
