@@ -18,6 +18,7 @@ import pytest
 
 from devstack import controlplane
 from devstack.controlplane import ControlPlane
+from devstack.fleet import LocalFleet
 from devstack.localaws import local_client
 from devstack.localgroup import (
     BOOT_SECONDS_MAX,
@@ -36,6 +37,7 @@ from devstack.localpool import (
 from scaling.simulation.tracking import TrackingRules
 from scaling.simulation.warm_pool import WarmPoolSpec
 from tests.devstack.test_controlplane import ASG, INTERVAL, Local, install, lines, run_slots
+from tests.devstack.test_fleet import Clock, FakeSpawner
 
 pytestmark = pytest.mark.django_db
 
@@ -179,6 +181,30 @@ def test_scale_in_returns_instances_to_the_pool_with_reuse(
     assert local.group()["Instances"] == []  # moto terminates them all the same
     assert pool.size == after_scale_in
     assert pool.refill(desired=0, now=now + INTERVAL) == 10  # off: 3 launched into the pool
+
+
+def test_the_fleet_starts_the_worker_of_a_warm_instance_after_the_warm_boot(
+    local: Local,
+) -> None:
+    install("--target-value", "3", "--warm-pool", "--warm-pool-max-prepared", "1")
+    now = time.time()
+    pool = pool_of(local, now=now)
+    assert scale(local, pool, 2, now=now) == 1  # one warm, one cold
+    (warm,) = tags(local)
+    spawner, clock = FakeSpawner(), Clock()
+    fleet = LocalFleet(
+        local.autoscaling, local.ec2, asg_name=ASG, spawner=spawner, boot_seconds=BOOT, clock=clock
+    )
+    launched = max(i.launched_at for i in group(local).instances)
+    clock.now = launched + WARM - 1
+    fleet.step()
+    assert spawner.spawned == {}
+    clock.now = launched + WARM
+    fleet.step()
+    assert list(spawner.spawned) == [warm]
+    clock.now = launched + BOOT
+    fleet.step()
+    assert len(spawner.spawned) == 2
 
 
 # --- played by the control plane ------------------------------------------------------
