@@ -28,6 +28,7 @@ from typing import Any
 from django.conf import settings
 
 from scaling.conf import QUEUE_URL_RE, ScalingSettings, scaling_settings
+from scaling.fleet_levers import FleetPredictive, FleetWarmPool, levers_parse
 
 DEFAULT_FLEET = "video"
 SOURCES = ("port", "sqs")
@@ -52,6 +53,7 @@ FLEET_KEYS = frozenset(
 )
 POLICY_KEYS = frozenset(
     {"target_value", "acceptable_wait", "processing_time", "warmup", "min_size", "max_size"}
+    | {"warm_pool", "predictive"}  # scaling.fleet_levers
 )
 
 
@@ -66,6 +68,9 @@ class FleetPolicy:
     warmup: int | None = None
     min_size: int = 0
     max_size: int = 10
+    # The group's warm pool and predictive policy (scaling.fleet_levers; None: not asked).
+    warm_pool: FleetWarmPool | None = None
+    predictive: FleetPredictive | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,7 @@ def _policy_parse(raw: Any, where: str) -> FleetPolicy:
         )
     min_size = _number(raw, "min_size", where, whole=True)
     max_size = _number(raw, "max_size", where, whole=True)
+    warm_pool, predictive = levers_parse(raw, where)
     policy = FleetPolicy(
         target_value=_number(raw, "target_value", where),
         acceptable_wait=_number(raw, "acceptable_wait", where),
@@ -218,6 +224,8 @@ def _policy_parse(raw: Any, where: str) -> FleetPolicy:
         warmup=_number(raw, "warmup", where, whole=True),
         min_size=0 if min_size is None else min_size,
         max_size=10 if max_size is None else max_size,
+        warm_pool=warm_pool,
+        predictive=predictive,
     )
     if policy.max_size < max(policy.min_size, 1):
         raise ValueError(

@@ -93,7 +93,10 @@ def export_build(options: Mapping[str, Any]) -> Export:
     else:
         policy = policy_options_parse(asg_name=options.get("asg_name"), **flags)
     if fmt == "terraform":
-        _terraform_capacity_check(policy)
+        from_fleet = (
+            fleet is not None and fleet.policy.warm_pool is not None and not flags["warm_pool"]
+        )
+        _terraform_capacity_check(policy, fleet.name if fleet and from_fleet else None)
     stack = stack_build(options=policy, fleet=fleet)
     if fmt == "cloudformation":
         document = cfn_template_build(stack)
@@ -104,13 +107,22 @@ def export_build(options: Mapping[str, Any]) -> Export:
     return Export(fmt, as_yaml, stack, document, text, output)
 
 
-def _terraform_capacity_check(policy: PolicyOptions) -> None:
-    if policy.warm_pool is not None:
+def _terraform_capacity_check(policy: PolicyOptions, pool_fleet: str | None) -> None:
+    """A warm pool is refused (``pool_fleet``: asked by that fleet's policy.warm_pool)."""
+    if policy.warm_pool is None:
+        return
+    if pool_fleet is not None:
         raise PolicyError(
-            "--warm-pool has no Terraform resource of its own: add a warm_pool block to the "
-            "group's aws_autoscaling_group (which this export references, not owns), or "
-            "export --format cloudformation (AWS::AutoScaling::WarmPool)."
+            f"Fleet {pool_fleet}'s policy.warm_pool has no Terraform resource of its own: add "
+            "a warm_pool block to the group's aws_autoscaling_group (which this export "
+            "references, not owns) and export with --no-warm-pool, or export --format "
+            "cloudformation (AWS::AutoScaling::WarmPool)."
         )
+    raise PolicyError(
+        "--warm-pool has no Terraform resource of its own: add a warm_pool block to the "
+        "group's aws_autoscaling_group (which this export references, not owns), or "
+        "export --format cloudformation (AWS::AutoScaling::WarmPool)."
+    )
 
 
 def export_lines(export: Export) -> list[str]:

@@ -12,17 +12,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from scaling.policy.aim import Mode
-
 # Warm pool (--warm-pool) and predictive scaling (--predictive): scaling.policy.warm_pool
-# and scaling.policy.predictive build their requests.
-WARM_POOL_STATES = ("Stopped", "Running", "Hibernated")
-PREDICTIVE_MODES = {"forecast-only": "ForecastOnly", "forecast-and-scale": "ForecastAndScale"}
-PREDICTIVE_MAX_CAPACITY = {"honor": "HonorMaxCapacity", "increase": "IncreaseMaxCapacity"}
-# SchedulingBufferTime: AWS's default; the API reference says it "must be less than the
-# forecast interval duration of 3600 seconds".
-DEFAULT_PREDICTIVE_BUFFER_SECONDS = 300
-MAX_PREDICTIVE_BUFFER_SECONDS = 3599
+# and scaling.policy.predictive build their requests. The choices and ranges are shared
+# with a fleet's policy.warm_pool / policy.predictive keys (SCALING_FLEETS).
+from scaling.fleet_levers import (
+    DEFAULT_PREDICTIVE_BUFFER_SECONDS,
+    MAX_PREDICTIVE_BUFFER_SECONDS,
+    PREDICTIVE_MAX_CAPACITY,
+    PREDICTIVE_MODES,
+    WARM_POOL_MAX,
+    WARM_POOL_STATES,
+)
+from scaling.policy.aim import Mode
 
 
 class CapacityFlagError(ValueError):
@@ -94,10 +95,12 @@ def capacity_options_parse(
         _needs(given, pool_subs, "--warm-pool (it shapes the pool --warm-pool installs)")
     else:
         raw_min, raw_max = given.get("warm_pool_min_size"), given.get("warm_pool_max_prepared")
-        min_size = 0 if raw_min is None else _whole("--warm-pool-min-size", raw_min, 0, 10000)
+        min_size = (
+            0 if raw_min is None else _whole("--warm-pool-min-size", raw_min, 0, WARM_POOL_MAX)
+        )
         max_prepared = None
         if raw_max is not None:
-            max_prepared = _whole("--warm-pool-max-prepared", raw_max, 0, 10000)
+            max_prepared = _whole("--warm-pool-max-prepared", raw_max, 0, WARM_POOL_MAX)
             if min_size > max_prepared:
                 raise CapacityFlagError(
                     f"--warm-pool-min-size {min_size} is above --warm-pool-max-prepared "

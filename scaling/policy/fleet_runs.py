@@ -134,14 +134,38 @@ class FleetsRun:
         return f"Fleet {first} failed{more}: {sentence}"
 
 
-def fleet_options(fleet: Fleet, flags: dict[str, str | None]) -> PolicyOptions:
+def fleet_flags(fleet: Fleet, flags: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The command's flags with the fleet's policy.warm_pool / policy.predictive filled in
+    where the command line says nothing (a flag given wins, value by value; --no-warm-pool
+    and --predictive off leave the fleet's out), and the policy keys that were used."""
+    merged: dict[str, Any] = {name: flags.get(name) for name in OPTION_FLAGS}
+    used = []
+    pool, predictive = fleet.policy.warm_pool, fleet.policy.predictive
+    if pool is not None and not merged["no_warm_pool"]:
+        fill = pool.flags()
+        used.append("warm_pool")
+        merged.update({k: v for k, v in fill.items() if merged[k] is None})
+    if predictive is not None and merged["predictive"] != "off":
+        fill = predictive.flags()
+        if merged["predictive_max_capacity"] is not None:
+            fill.pop("predictive_max_buffer", None)  # the command line's behaviour decides
+        used.append("predictive")
+        merged.update({k: v for k, v in fill.items() if merged[k] is None})
+    return merged, used
+
+
+def fleet_options(fleet: Fleet, flags: Mapping[str, Any]) -> PolicyOptions:
     """The flags for this fleet: its group, and its policy defaults where no flag says."""
-    return policy_options_parse(
-        asg_name=fleet.asg_name,
-        **{name: flags.get(name) for name in OPTION_FLAGS},
-        fleet_policy=fleet.policy,
-        fleet_name=fleet.name,
-    )
+    merged, used = fleet_flags(fleet, flags)
+    try:
+        return policy_options_parse(
+            asg_name=fleet.asg_name, **merged, fleet_policy=fleet.policy, fleet_name=fleet.name
+        )
+    except PolicyError as exc:
+        if not any(f"--{key.replace('_', '-')}" in str(exc) for key in used):
+            raise  # not about a value the fleet's policy gave
+        keys = " and ".join(f"policy.{key}" for key in used)
+        raise type(exc)(f"Fleet {fleet.name} (with its {keys}): {exc}") from None
 
 
 def fleets_install(

@@ -32,6 +32,31 @@ AI = {
 }
 
 
+# A fleet's policy.warm_pool / policy.predictive, wrong: (key, value, the sentence's words).
+LEVER_MISTAKES = [
+    ("warm_pool", True, "'ai': policy.warm_pool must be an object, got bool."),
+    ("warm_pool", {"size": 1}, "unknown policy.warm_pool key 'size' (known: min_size, "),
+    ("warm_pool", {"min_size": -1}, "policy.warm_pool.min_size must be a whole number from 0"),
+    ("warm_pool", {"min_size": 1.5}, "policy.warm_pool.min_size must be a whole number"),
+    ("warm_pool", {"max_prepared": "6"}, "policy.warm_pool.max_prepared must be a whole"),
+    ("warm_pool", {"min_size": 3, "max_prepared": 2}, "min_size 3 is above max_prepared 2"),
+    ("warm_pool", {"state": "stopped"}, "policy.warm_pool.state must be 'Stopped' or"),
+    ("warm_pool", {"reuse": "on"}, "policy.warm_pool.reuse must be true"),
+    ("predictive", "forecast-only", "policy.predictive must be an object, got str."),
+    ("predictive", {}, "policy.predictive needs mode 'forecast-only' or 'forecast-and-scale'"),
+    ("predictive", {"mode": "ForecastOnly"}, "policy.predictive.mode must be 'forecast-only'"),
+    ("predictive", {"mode": "forecast-only", "buffer": 3600}, "buffer must be a whole number"),
+    ("predictive", {"mode": "forecast-only", "max_capacity": "raise"}, "'honor' or 'increase'"),
+    (
+        "predictive",
+        {"mode": "forecast-only", "max_capacity": "increase"},
+        "max_capacity 'increase' needs max_buffer",
+    ),
+    ("predictive", {"mode": "forecast-only", "max_buffer": 10}, "max_buffer needs max_capacity"),
+    ("predictive", {"mode": "forecast-only", "horizon": 48}, "unknown policy.predictive key"),
+]
+
+
 def _errors(settings: Any, fleets: object) -> list[tuple[str, str]]:
     settings.SCALING_FLEETS = fleets
     found = scaling_fleets_check()
@@ -135,6 +160,10 @@ def test_a_fleet_list_without_video_defaults_to_its_first(settings: Any) -> None
         ([{**AI, "policy": {"warmup": -1}}], "scaling.E011", "policy.warmup must be"),
         ([{**AI, "policy": {"speed": 1}}], "scaling.E011", "unknown policy key 'speed'"),
         (["ai"], "scaling.E011", "SCALING_FLEETS[0] must be an object"),
+        *(
+            ([{**AI, "policy": {key: value}}], "scaling.E011", sentence)
+            for key, value, sentence in LEVER_MISTAKES
+        ),
     ],
 )
 def test_bad_fleet_configuration_is_a_check_with_an_id_and_a_sentence(
@@ -156,3 +185,32 @@ def test_manage_py_check_stops_on_a_bad_fleet(settings: Any) -> None:
     with pytest.raises(SystemCheckError) as caught:
         call_command("check")
     assert "scaling.E012" in str(caught.value)
+
+
+def test_a_fleets_warm_pool_and_predictive_keys_are_read_as_the_flags_they_stand_for(
+    settings: Any,
+) -> None:
+    pool = {"min_size": 1, "max_prepared": 6, "state": "Hibernated", "reuse": False}
+    predictive = {"mode": "forecast-and-scale", "buffer": 600, "max_capacity": "increase"}
+    ai = {**AI, "policy": {"warm_pool": pool, "predictive": {**predictive, "max_buffer": 10}}}
+    settings.SCALING_FLEETS = json.dumps([VIDEO, ai])
+
+    video, parsed = fleets_get()
+
+    assert (video.policy.warm_pool, video.policy.predictive) == (None, None)
+    assert parsed.policy.warm_pool is not None
+    assert parsed.policy.predictive is not None
+    assert parsed.policy.warm_pool.flags() == {
+        "warm_pool": True,
+        "warm_pool_min_size": "1",
+        "warm_pool_max_prepared": "6",
+        "warm_pool_state": "Hibernated",
+        "warm_pool_reuse": "off",
+    }
+    assert parsed.policy.predictive.flags() == {
+        "predictive": "forecast-and-scale",
+        "predictive_buffer": "600",
+        "predictive_max_capacity": "increase",
+        "predictive_max_buffer": "10",
+    }
+    assert scaling_fleets_check() == []
