@@ -50,8 +50,7 @@ from scaling.policy.options import PolicyError, PolicyOptions
 from scaling.policy.requests import (
     PREDICTIVE_POLICY_NAME,
     ApiRequest,
-    group_metric,
-    per_instance_expression,
+    per_instance_queries,
     policy_delete_request_build,
     published_metric,
 )
@@ -76,29 +75,7 @@ def predictive_configuration_build(*, spec: MetricSpec, options: PolicyOptions) 
             {
                 "TargetValue": options.target_value,
                 "CustomizedScalingMetricSpecification": {
-                    "MetricDataQueries": [
-                        {
-                            "Id": "m1",
-                            "Label": f"{spec.metric_name} (videos waiting or processing)",
-                            "MetricStat": {**backlog, "Stat": "Average"},
-                            "ReturnData": False,
-                        },
-                        {
-                            "Id": "m2",
-                            "Label": "In-service instances",
-                            "MetricStat": {
-                                "Metric": group_metric(options.asg_name),
-                                "Stat": "Average",
-                            },
-                            "ReturnData": False,
-                        },
-                        {
-                            "Id": "e1",
-                            "Label": "Backlog per in-service instance",
-                            "Expression": per_instance_expression(spec),
-                            "ReturnData": True,
-                        },
-                    ]
+                    "MetricDataQueries": per_instance_queries(spec, options.asg_name, periods=False)
                 },
                 "CustomizedLoadMetricSpecification": {
                     "MetricDataQueries": [

@@ -85,6 +85,38 @@ def per_instance_expression(spec: MetricSpec) -> str:
     return "m1 / m2"
 
 
+def per_instance_queries(spec: MetricSpec, asg_name: str, *, periods: bool) -> list[dict[str, Any]]:
+    """Backlog per in-service instance as metric math (m1 / m2 -> e1): target tracking's
+    metric (``periods``: sub-minute periods sent) and predictive scaling's scaling metric
+    (no Period: AWS aggregates each hour itself)."""
+    period = _period_fields(spec) if periods else {}
+    return [
+        {
+            "Id": "m1",
+            "Label": f"{spec.metric_name} (videos waiting or processing)",
+            "MetricStat": {
+                "Metric": _backlog_metric(spec),
+                "Stat": "Average",
+                "Unit": spec.unit,
+                **period,
+            },
+            "ReturnData": False,
+        },
+        {
+            "Id": "m2",
+            "Label": "In-service instances",
+            "MetricStat": {"Metric": _in_service_metric(asg_name), "Stat": "Average", **period},
+            "ReturnData": False,
+        },
+        {
+            "Id": "e1",
+            "Label": "Backlog per in-service instance",
+            "Expression": per_instance_expression(spec),
+            "ReturnData": True,
+        },
+    ]
+
+
 def target_tracking_configuration_build(
     *, spec: MetricSpec, options: PolicyOptions
 ) -> dict[str, Any]:
@@ -96,37 +128,7 @@ def target_tracking_configuration_build(
             **_period_fields(spec),
         }
     else:
-        metric = {
-            "Metrics": [
-                {
-                    "Id": "m1",
-                    "Label": f"{spec.metric_name} (videos waiting or processing)",
-                    "MetricStat": {
-                        "Metric": _backlog_metric(spec),
-                        "Stat": "Average",
-                        "Unit": spec.unit,
-                        **_period_fields(spec),
-                    },
-                    "ReturnData": False,
-                },
-                {
-                    "Id": "m2",
-                    "Label": "In-service instances",
-                    "MetricStat": {
-                        "Metric": _in_service_metric(options.asg_name),
-                        "Stat": "Average",
-                        **_period_fields(spec),
-                    },
-                    "ReturnData": False,
-                },
-                {
-                    "Id": "e1",
-                    "Label": "Backlog per in-service instance",
-                    "Expression": per_instance_expression(spec),
-                    "ReturnData": True,
-                },
-            ]
-        }
+        metric = {"Metrics": per_instance_queries(spec, options.asg_name, periods=True)}
     return {
         "CustomizedMetricSpecification": metric,
         "TargetValue": options.target_value,
@@ -286,17 +288,14 @@ def metrics_collection_disable_request_build(
     )
 
 
-def metrics_tag_delete_request_build(*, asg_name: str) -> ApiRequest:
+def group_tag_delete_request_build(*, asg_name: str, key: str) -> ApiRequest:
+    """DeleteTags of one of this command's marker tags on the group."""
     return ApiRequest(
         "autoscaling",
         "DeleteTags",
-        {
-            "Tags": [
-                {
-                    "ResourceId": asg_name,
-                    "ResourceType": "auto-scaling-group",
-                    "Key": METRICS_TAG_KEY,
-                }
-            ]
-        },
+        {"Tags": [{"ResourceId": asg_name, "ResourceType": "auto-scaling-group", "Key": key}]},
     )
+
+
+def metrics_tag_delete_request_build(*, asg_name: str) -> ApiRequest:
+    return group_tag_delete_request_build(asg_name=asg_name, key=METRICS_TAG_KEY)

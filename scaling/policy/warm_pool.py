@@ -34,7 +34,7 @@ from typing import Any
 from scaling.policy.capacity_options import WarmPoolOptions
 from scaling.policy.diff import ItemResult, config_diff
 from scaling.policy.options import PolicyError
-from scaling.policy.requests import ApiRequest
+from scaling.policy.requests import ApiRequest, group_tag_delete_request_build
 
 WARM_POOL_TAG_KEY = "academy:scaling:warm-pool"
 WARM_POOL_TAG_VALUE = "installed by install_scaling_policy"
@@ -103,19 +103,7 @@ def warm_pool_tag_request_build(*, asg_name: str) -> ApiRequest:
 
 
 def warm_pool_tag_delete_request_build(*, asg_name: str) -> ApiRequest:
-    return ApiRequest(
-        "autoscaling",
-        "DeleteTags",
-        {
-            "Tags": [
-                {
-                    "ResourceId": asg_name,
-                    "ResourceType": "auto-scaling-group",
-                    "Key": WARM_POOL_TAG_KEY,
-                }
-            ]
-        },
-    )
+    return group_tag_delete_request_build(asg_name=asg_name, key=WARM_POOL_TAG_KEY)
 
 
 def warm_pool_describe(autoscaling: Any, asg_name: str) -> dict[str, Any] | None:
