@@ -52,12 +52,14 @@ from devstack.localgroup import (
     AWS_ERRORS,
     LineOnChange,
     LocalGroup,
+    ScaleInDatapointsError,
     group_read,
     local_setup,
     one_line,
+    scale_in_datapoints_get,
 )
 from devstack.localpool import LocalPool, WarmBootSecondsError, warm_boot_seconds_get
-from devstack.predictive import predictive_floor
+from devstack.predictive import HistoryCache, predictive_floor
 from scaling.policy.aim import AimError
 from scaling.policy.installed import InstalledPolicy, PolicyNotInstalled, installed_policy_parse
 from scaling.simulation.tracking import (
@@ -70,37 +72,16 @@ from scaling.simulation.tracking import (
 log = logging.getLogger("devstack.controlplane")
 
 
-# DEVSTACK_SCALE_IN_DATAPOINTS: a test-only shorter scale-in alarm (1 to AWS's 15).
-SCALE_IN_DATAPOINTS_MAX = SCALE_IN_DATAPOINTS
-
-
-class ScaleInDatapointsError(ValueError):
-    pass
-
-
-def scale_in_datapoints_get(environ: dict[str, str] | None = None) -> int:
-    """DEVSTACK_SCALE_IN_DATAPOINTS: periods below 90 % of target before a scale-in [15].
-
-    Only the loop test sets it (so the group is back at 0 sooner); unset, the control
-    plane plays the 15 datapoints of the alarm AWS creates.
-    """
-    raw = (environ if environ is not None else os.environ).get("DEVSTACK_SCALE_IN_DATAPOINTS", "")
-    if not raw.strip():
-        return SCALE_IN_DATAPOINTS
-    value = raw.strip()
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= SCALE_IN_DATAPOINTS_MAX:
-        raise ScaleInDatapointsError(
-            f"DEVSTACK_SCALE_IN_DATAPOINTS must be a whole number from 1 to "
-            f"{SCALE_IN_DATAPOINTS_MAX}, got {raw!r}: unset it for AWS's {SCALE_IN_DATAPOINTS}"
-        )
-    return int(value)
-
-
-def installed_read(autoscaling: Any, cloudwatch: Any, asg_name: str) -> InstalledPolicy:
-    """install_scaling_policy's policy on the endpoint (scaling.policy.installed reads it);
-    PolicyNotInstalled, saying what to do, when it is missing or cannot be played here."""
+def installed_read(
+    autoscaling: Any, cloudwatch: Any, asg_name: str, policies: list[Any] | None = None
+) -> InstalledPolicy:
+    """install_scaling_policy's policy on the endpoint (scaling.policy.installed reads it;
+    ``policies``: DescribePolicies' answer when read already); PolicyNotInstalled, saying
+    what to do, when it is missing or cannot be played here."""
+    if policies is None:
+        policies = autoscaling.describe_policies(AutoScalingGroupName=asg_name)["ScalingPolicies"]
     return installed_policy_parse(
-        autoscaling.describe_policies(AutoScalingGroupName=asg_name)["ScalingPolicies"],
+        policies,
         asg_name=asg_name,
         alarms=cloudwatch.describe_alarms()["MetricAlarms"],
     )
@@ -192,7 +173,7 @@ class ControlPlane:
         self.tracking: TargetTracking | None = None
         # With several groups, every line ends with the fleet it is about.
         self._tag = f" [{fleet}]" if fleet else ""
-        self._say = LineOnChange(log)
+        self._say, self._history = LineOnChange(log), HistoryCache()
         self.pool = LocalPool(
             autoscaling=autoscaling,
             ec2=ec2,
@@ -208,7 +189,10 @@ class ControlPlane:
         slot_start = now - now % self.interval
         slot = datetime.fromtimestamp(slot_start, tz=UTC)
         try:
-            installed = installed_read(self.autoscaling, self.cloudwatch, self.asg_name)
+            # One DescribePolicies a period: target tracking's and the predictive policy.
+            policies = self.autoscaling.describe_policies(AutoScalingGroupName=self.asg_name)
+            policies = policies["ScalingPolicies"]
+            installed = installed_read(self.autoscaling, self.cloudwatch, self.asg_name, policies)
             group = group_read(self.autoscaling, self.ec2, self.asg_name)
             rules = rules_of(installed, group, scale_in_datapoints=self.scale_in_datapoints)
             backlog = datapoint_read(self.cloudwatch, installed, slot=slot, period=self.interval)
@@ -254,7 +238,7 @@ class ControlPlane:
             desired=group.desired,
         )
         decision = self.tracking.step(seen)
-        floor = self._predictive(now, group)
+        floor = self._predictive(now, group, policies)
         if floor > decision.desired:
             # Predictive scaling and target tracking: the group takes the higher of the two.
             decision = replace(decision, desired=floor, reason="predictive forecast")
@@ -304,13 +288,13 @@ class ControlPlane:
                 out.write(json.dumps(asdict(period)) + "\n")
         return period
 
-    def _predictive(self, now: float, group: LocalGroup) -> int:
+    def _predictive(self, now: float, group: LocalGroup, policies: list[Any]) -> int:
         """The forecast capacity the installed predictive policy holds (0: none)."""
         try:
             floor, line = predictive_floor(
-                self.autoscaling,
+                policies,
                 self.cloudwatch,
-                asg_name=self.asg_name,
+                history=self._history,
                 now=now,
                 min_size=group.min_size,
                 max_size=group.max_size,

@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from devstack.localaws import endpoint_is_local
 from scaling.errors import error_one_line
+from scaling.simulation.tracking import SCALE_IN_DATAPOINTS
 
 BOOT_SECONDS_DEFAULT = 10
 BOOT_SECONDS_MAX = 600
@@ -49,6 +50,33 @@ def boot_seconds_get(environ: dict[str, str] | None = None) -> int:
         raise BootSecondsError(
             f"DEVSTACK_BOOT_SECONDS must be a whole number of seconds from 0 to "
             f"{BOOT_SECONDS_MAX}, got {raw!r}: set it in the environment"
+        )
+    return int(value)
+
+
+# DEVSTACK_SCALE_IN_DATAPOINTS (the control plane's): a test-only shorter scale-in alarm
+# (1 to AWS's 15).
+SCALE_IN_DATAPOINTS_MAX = SCALE_IN_DATAPOINTS
+
+
+class ScaleInDatapointsError(ValueError):
+    pass
+
+
+def scale_in_datapoints_get(environ: dict[str, str] | None = None) -> int:
+    """DEVSTACK_SCALE_IN_DATAPOINTS: periods below 90 % of target before a scale-in [15].
+
+    Only the loop test sets it (so the group is back at 0 sooner); unset, the control
+    plane plays the 15 datapoints of the alarm AWS creates.
+    """
+    raw = (environ if environ is not None else os.environ).get("DEVSTACK_SCALE_IN_DATAPOINTS", "")
+    if not raw.strip():
+        return SCALE_IN_DATAPOINTS
+    value = raw.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= SCALE_IN_DATAPOINTS_MAX:
+        raise ScaleInDatapointsError(
+            f"DEVSTACK_SCALE_IN_DATAPOINTS must be a whole number from 1 to "
+            f"{SCALE_IN_DATAPOINTS_MAX}, got {raw!r}: unset it for AWS's {SCALE_IN_DATAPOINTS}"
         )
     return int(value)
 

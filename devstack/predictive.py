@@ -2,8 +2,9 @@
 
 moto's server stores a PredictiveScaling policy and forecasts nothing, so the local
 control plane (``devstack.controlplane``) plays it: each period it reads the policy
-back (``DescribePolicies``), reads the history of the policy's load metric from the
-endpoint (``GetMetricData``, the last 14 days an hour at a time) and asks the very
+back (from the control plane's one ``DescribePolicies``), reads the history of the
+policy's load metric from the endpoint (``GetMetricData``, the last 14 days an hour at a
+time, once an hour: ``HistoryCache``) and asks the very
 functions the simulator's predictor runs (``scaling.simulation.forecast``:
 ``hourly_load``, ``forecast_day``, ``forecast_capacity``) for the capacity of the hour
 that starts within the policy's SchedulingBufferTime. In ForecastAndScale the group
@@ -156,21 +157,43 @@ def forecast_now(
     )
 
 
+class HistoryCache:
+    """The load history of the current hour: complete hours only, so it changes at the hour
+    and one GetMetricData an hour is enough (not one a period)."""
+
+    def __init__(self) -> None:
+        self.key: tuple[float, str] | None = None
+        self.loads: list[float] = []
+
+    def get(self, cloudwatch: Any, metric: Mapping[str, Any], *, now: float) -> list[float]:
+        key = (now - now % HOUR_SECONDS, repr(sorted(metric.items())))
+        if key != self.key:
+            self.loads = load_history(cloudwatch, metric, now=now)
+            self.key = key
+        return self.loads
+
+
 def predictive_floor(
-    autoscaling: Any, cloudwatch: Any, *, asg_name: str, now: float, min_size: int, max_size: int
+    policies: Sequence[Mapping[str, Any]],
+    cloudwatch: Any,
+    *,
+    history: HistoryCache,
+    now: float,
+    min_size: int,
+    max_size: int,
 ) -> tuple[int, str]:
-    """(the capacity the installed predictive policy holds the group at, a line saying why).
+    """(the capacity the installed predictive policy in ``policies`` (DescribePolicies'
+    answer) holds the group at, a line saying why).
 
     0 without a predictive policy, in ForecastOnly, or without a forecast; AWS errors
     propagate (the control plane turns them into its one line).
     """
-    policies = autoscaling.describe_policies(AutoScalingGroupName=asg_name)["ScalingPolicies"]
     installed = predictive_parse(policies)
     if installed is None:
         return 0, ""
     forecast = forecast_now(
         installed,
-        load_history(cloudwatch, installed.load_metric, now=now),
+        history.get(cloudwatch, installed.load_metric, now=now),
         now=now,
         min_size=min_size,
         max_size=max_size,

@@ -204,3 +204,31 @@ def test_a_predictive_policy_of_another_shape_is_one_sentence() -> None:
     with pytest.raises(AimError, match="reinstall it with --predictive"):
         predictive_parse([policy])
     assert predictive_parse([]) is None
+
+
+def test_the_load_history_is_read_once_an_hour_and_the_policies_once_a_period(
+    clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = _setup(clients, "ForecastAndScale", hours=48)
+    calls: list[str] = []
+    for service, method in (
+        ("cloudwatch", "get_metric_data"),
+        ("autoscaling", "describe_policies"),
+    ):
+        real = getattr(clients[service], method)
+
+        def counted(*args: Any, _real: Any = real, _name: str = method, **kwargs: Any) -> Any:
+            queries = kwargs.get("MetricDataQueries", [{}])
+            hourly = queries[0].get("MetricStat", {}).get("Period") == HOUR
+            calls.append("history" if hourly else _name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(clients[service], method, counted)
+    plane = _plane(clients)
+
+    assert plane.step(now=now - 60) is not None
+    assert plane.step(now=now) is not None  # the same hour: the history is not read again
+    assert plane.step(now=now + 180) is not None  # the next hour: read again
+
+    assert calls.count("history") == 2
+    assert calls.count("describe_policies") == 3
