@@ -97,8 +97,24 @@ else:
     _ModelAdmin = admin.ModelAdmin
 
 
+class ReadOnlyAdmin:
+    """Rows written by the code only (the publisher, scaling_pause): nobody adds, edits or
+    deletes one in the admin, superusers included."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # False even for superusers: the change view becomes a read-only view
+        # and Django refuses any POST to it with 403.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(MetricPublication)
-class MetricPublicationAdmin(_ModelAdmin):
+class MetricPublicationAdmin(ReadOnlyAdmin, _ModelAdmin):
     """An audit record is written by the publisher only: nobody adds, edits or deletes one."""
 
     list_display = (
@@ -158,17 +174,6 @@ class MetricPublicationAdmin(_ModelAdmin):
         "recorded_at",
         "spooled",
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # False even for superusers: the change view becomes a read-only view
-        # and Django refuses any POST to it with 403.
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return WindowChangeList
@@ -287,21 +292,12 @@ else:
 
 
 @admin.register(ScalingPause)
-class ScalingPauseAdmin(_PauseAdmin):
+class ScalingPauseAdmin(ReadOnlyAdmin, _PauseAdmin):
     """Scale-in pauses, who asked and why: written by ``manage.py scaling_pause`` only."""
 
     list_display = ("fleet", "started_at", "until", "reason", "by", "ended_at", "end_reason")
     list_filter = ("fleet", "end_reason")
     ordering = ("-started_at",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _query_with(request: HttpRequest, param: str, value: str) -> str:

@@ -373,6 +373,22 @@ def test_the_admin_shows_the_pause_above_the_chart(
     assert page.index('id="scaling-pause"') < page.index('id="publication-chart-figure"')
 
 
+def test_the_pause_admin_lists_and_refuses_every_write(
+    admin_client: Client, installed: dict[str, str]
+) -> None:
+    """Pauses are written by scaling_pause only: even a superuser cannot add, change or
+    delete one in the admin (ReadOnlyAdmin, shared with the audit rows)."""
+    _pause("--minutes", "30", "--reason", "deploy 2.4")
+    pause = ScalingPause.objects.get()
+    base = "/admin/scaling/scalingpause/"
+
+    assert "deploy 2.4" in admin_client.get(base).content.decode()
+    assert admin_client.get(f"{base}add/").status_code == 403
+    assert admin_client.post(f"{base}{pause.pk}/change/", {"reason": "x"}).status_code == 403
+    assert admin_client.post(f"{base}{pause.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert ScalingPause.objects.get().reason == "deploy 2.4"
+
+
 # Bad input ------------------------------------------------------------------------------
 
 
