@@ -262,6 +262,15 @@ def test_an_install_during_a_pause_keeps_scale_in_off_and_says_why(
 # It ends by itself ------------------------------------------------------------------------
 
 
+def _slot_start_after(moment: datetime) -> datetime:
+    """The first slot boundary at or after ``moment``, plus 0.2 s: when beat's tick runs.
+    A tick passed a time late in its slot has under the pause check's 1-s floor left (the
+    check is bounded by what is left of the slot): CI drew such times twice."""
+    interval = scaling_settings().interval
+    boundary = -(-moment.timestamp() // interval) * interval
+    return datetime.fromtimestamp(boundary + 0.2, tz=UTC)
+
+
 def test_the_tick_after_the_end_resumes_it_and_not_before(
     installed: dict[str, str], puts: list[tuple[str, dict[str, Any]]]
 ) -> None:
@@ -273,11 +282,12 @@ def test_the_tick_after_the_end_resumes_it_and_not_before(
     assert ScalingPause.objects.get().ended_at is None
     assert _scale_in_disabled(installed) is True
 
-    result = backlog_tick(now=row.until + timedelta(seconds=5))
+    after = _slot_start_after(row.until + timedelta(seconds=5))
+    result = backlog_tick(now=after)
 
     assert result.published is True  # the tick itself is as before
     row.refresh_from_db()
-    assert (row.end_reason, row.ended_at) == (PauseEnd.EXPIRED, row.until + timedelta(seconds=5))
+    assert (row.end_reason, row.ended_at) == (PauseEnd.EXPIRED, after)
     assert _scale_in_disabled(installed) is False
     # The resume is the publisher's call (deploy/iam/publisher.json allows it).
     assert [role for role, _ in puts] == ["installer", "publisher"]
@@ -324,11 +334,11 @@ def test_a_failed_resume_never_fails_the_tick_and_the_next_tick_retries(
 
     with monkeypatch.context() as patched:
         patched.setattr("scaling.policy.pause.fleet_client", refused)
-        result = backlog_tick(now=until + timedelta(seconds=1))
+        result = backlog_tick(now=_slot_start_after(until + timedelta(seconds=1)))
     assert result.published is True
     assert ScalingPause.objects.get().ended_at is None
 
-    backlog_tick(now=until + timedelta(seconds=61))
+    backlog_tick(now=_slot_start_after(until + timedelta(seconds=61)))  # the next slot
     assert ScalingPause.objects.get().end_reason == PauseEnd.EXPIRED
     assert _scale_in_disabled(installed) is False
 
@@ -523,12 +533,7 @@ def test_a_pause_is_per_fleet(aws: dict[str, str], settings: Any) -> None:
         assert (pauses["video"], pauses["ai"]["asg_name"]) == (None, AI_ASG)
 
         until = ScalingPause.objects.get(fleet="ai").until
-        # Every fleet's tick at the first slot boundary after the end, as beat sends it (a
-        # tick started late in its slot has too little left for the pause check: CI once
-        # drew ``until`` 8 s into a 10 s slot).
-        interval = scaling_settings().interval
-        boundary = until.timestamp() // interval * interval + interval
-        slot_tick(now=datetime.fromtimestamp(boundary + 0.2, tz=UTC))  # the publisher ends it
+        slot_tick(now=_slot_start_after(until))  # every fleet's tick: the publisher ends it
 
     assert ScalingPause.objects.get(fleet="ai").end_reason == PauseEnd.EXPIRED
     assert (disabled(AI_ASG), disabled(ASG)) == (False, False)
